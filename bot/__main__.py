@@ -1,0 +1,104 @@
+"""Command line: `python -m bot [run|render|tiny-models|story] ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Greenheart: a Discord bot for shared image and story making.",
+    )
+    parser.add_argument("--config", type=Path, default=None,
+                        help="settings file (default: ./config.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command")
+
+    sub.add_parser("run", help="connect to Discord and serve (the default)")
+
+    render = sub.add_parser("render", help="render a prompt to image files, without Discord")
+    render.add_argument("prompt", help='e.g. "Oregon 💚 | watercolor"')
+    render.add_argument("--style", help="a style preset, or 'all styles'")
+    render.add_argument("--negative", help="what to keep out of the picture")
+    render.add_argument("--seed", type=int)
+    render.add_argument("--steps", type=int)
+    render.add_argument("--guidance", type=float)
+    render.add_argument("--aspect", help="1:1, 3:2, 2:3, 16:9 or 9:16")
+    render.add_argument("--count", type=int, help="images, 1-4")
+    render.add_argument("--model", help="hub id or folder (overrides image.model)")
+    render.add_argument("--out", type=Path, default=Path("out"), help="folder for the files")
+
+    tiny = sub.add_parser("tiny-models", help="write tiny random-weight models for offline use")
+    tiny.add_argument("dir", type=Path)
+
+    story = sub.add_parser("story", help="write an illustrated story, without Discord")
+    story.add_argument("seed", help='the first line, e.g. "The sky"')
+    story.add_argument("--lines", type=int, default=4, help="lines to add (1-50)")
+    story.add_argument("--style", help="style preset for the pictures")
+    story.add_argument("--title")
+    story.add_argument("--model", help="image model (overrides image.model)")
+    story.add_argument("--story-model", help="text model (overrides story.model)")
+    story.add_argument("--out", type=Path, default=Path("out"), help="folder for the export")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    command = args.command or "run"
+    if command == "tiny-models":
+        from bot.pipelines.tiny import build_tiny_models
+
+        paths = build_tiny_models(args.dir)
+        print(f"image model: {paths.image}\nstory model: {paths.story}")
+        print(f'try: python -m bot render "Oregon 💚 | watercolor" --model {paths.image}')
+        return 0
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if command == "render":
+        from bot.cli.render import render
+
+        return asyncio.run(render(settings, args))
+    if command == "story":
+        from bot.cli.story import write_story
+
+        return asyncio.run(write_story(settings, args))
+    return run_bot(settings)
+
+
+def run_bot(settings: Settings) -> int:
+    if not settings.token:
+        print("DISCORD_TOKEN is not set. Create a bot at https://discord.com/developers, "
+              "then: DISCORD_TOKEN=... python -m bot", file=sys.stderr)
+        return 2
+    from bot.pipelines.errors import ModelLoadError
+    from bot.services import serve
+
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""`python -m bot render`: the same executor as the bot, writing files instead of posting."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bot.app import build_runner, executor_limits, with_model
+from bot.config import Settings
+from bot.executor.executor import Executor
+from bot.executor.jobs import Cancelled, Done, Failed, ImageResult, Job, Progress, Queued
+from bot.image_requests import ImageOptions, OptionError, build_image_params
+from bot.images import make_grid
+from bot.pipelines.errors import ModelLoadError
+from bot.prompts import PromptError
+from bot.results import parameters_for, save_images
+
+
+async def render(settings: Settings, args: argparse.Namespace) -> int:
+    settings = with_model(settings, args.model)
+    try:
+        params = build_image_params(
+            ImageOptions(prompt=args.prompt, style=args.style, negative=args.negative,
+                         seed=args.seed, steps=args.steps, guidance=args.guidance,
+                         aspect=args.aspect, count=args.count),
+            settings.image,
+        )
+    except (OptionError, PromptError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    runner = build_runner(settings)
+    print(f"loading {settings.image.model} ...", file=sys.stderr)
+    try:
+        await asyncio.to_thread(runner.warm_up)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    job = Job(user_id=0, user_name="cli", params=params)
+    async with Executor(runner, executor_limits(settings)) as executor:
+        handle = await executor.submit(job)
+        final = await _follow(handle.events(), total=params.steps)
+    if isinstance(final, Failed):
+        print(f"error: {final.reason}", file=sys.stderr)
+        return 1
+    if not isinstance(final, Done) or not isinstance(final.result, ImageResult):
+        print("cancelled", file=sys.stderr)
+        return 1
+    paths = await asyncio.to_thread(_write_files, job, final.result, args.out)
+    for path in paths:
+        print(path)
+    return 0
+
+
+async def _follow(events, total: int):  # type: ignore[no-untyped-def]
+    final = None
+    with tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
+        async for event in events:
+            if isinstance(event, Queued):
+                bar.set_description(f"queued #{event.position}")
+            elif isinstance(event, Progress):
+                bar.set_description("rendering")
+                bar.total = event.total
+                bar.n = event.step
+                bar.refresh()
+            elif isinstance(event, Done | Failed | Cancelled):
+                final = event
+    return final
+
+
+def _write_files(job: Job, result: ImageResult, out: Path) -> list[Path]:
+    paths = save_images(job, result, out)
+    if len(result.images) > 1:
+        labels = [img.label for img in result.images]
+        grid = make_grid([img.image for img in result.images],
+                         labels=labels if any(labels) else None)
+        grid_path = out / f"{job.id}-grid.png"
+        from bot.images import encode_png
+
+        grid_path.write_bytes(encode_png(grid, parameters_for(job, result, 0)))
+        paths.append(grid_path)
+    return paths

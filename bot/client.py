@@ -1,0 +1,95 @@
+"""The discord.py Bot subclass: loads the cogs, syncs commands when they changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import DiscordSettings
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+# Loaded by name so that `bot` never imports `cogs` (the dependency points the other way).
+EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.story", "cogs.admin")
+COMMANDS_HASH_KEY = "commands_hash"
+
+
+def point_at(settings: DiscordSettings) -> None:
+    """Send discord.py's REST and gateway traffic where the config says (proxy or double)."""
+    discord.http.Route.BASE = settings.api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
+
+
+class GuardedTree(app_commands.CommandTree["GreenheartBot"]):
+    """Refuses interactions outside the configured guild and channel allow-lists."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        reason = self.client.refusal(interaction)
+        if reason is None:
+            return True
+        await interaction.response.send_message(reason, ephemeral=True)
+        return False
+
+
+class GreenheartBot(commands.Bot):
+    def __init__(self, services: Services, extensions: Sequence[str] = EXTENSIONS) -> None:
+        settings = services.settings.discord
+        intents = discord.Intents.default()
+        intents.message_content = settings.message_content
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            tree_cls=GuardedTree,
+            # Echoed prompts must never ping anyone.
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+        )
+        self.services = services
+        self.extension_names = tuple(extensions)
+
+    async def setup_hook(self) -> None:
+        for name in self.extension_names:
+            await self.load_extension(name)
+        if self.services.settings.discord.sync_commands:
+            await self.sync_commands_if_changed()
+
+    async def sync_commands_if_changed(self) -> bool:
+        """PUT the command list only when it differs from the last sync (a global sync is
+        rate limited and takes a while to show up, so don't do it on every start)."""
+        assert self.application_id is not None
+        payload = [cmd.to_dict(self.tree) for cmd in self.tree.get_commands()]
+        digest = hashlib.sha256(
+            json.dumps([self.application_id, payload], sort_keys=True).encode()
+        ).hexdigest()
+        if await self.services.kv.get(COMMANDS_HASH_KEY) == digest:
+            log.info("slash commands unchanged; not syncing")
+            return False
+        synced = await self.tree.sync()
+        await self.services.kv.set(COMMANDS_HASH_KEY, digest)
+        log.info("synced %d slash commands", len(synced))
+        return True
+
+    def refusal(self, interaction: discord.Interaction) -> str | None:
+        """Why this bot won't serve an interaction here, or None when it will."""
+        settings = self.services.settings.discord
+        if interaction.guild_id is None:
+            return "Greenheart works in servers, not in direct messages."
+        if settings.guilds and interaction.guild_id not in settings.guilds:
+            return "Greenheart is not enabled in this server."
+        channel = interaction.channel
+        if settings.channels and channel is not None:
+            ids = {channel.id, getattr(channel, "parent_id", None)}
+            if not ids & set(settings.channels):
+                return "Greenheart is not enabled in this channel; try one of its channels."
+        return None
+
+    async def close(self) -> None:
+        await super().close()

@@ -1,0 +1,353 @@
+"""Typed, frozen settings loaded from config.toml, with secrets from the environment.
+
+Every problem in the file is collected and reported at once, each naming the key, the value
+and what is allowed, so a user fixes their config in one pass instead of one error per start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from bot.pipelines.schedulers import scheduler_names
+from bot.prompts import DEFAULT_STYLES, StylePreset
+
+DEFAULT_CONFIG_PATH = Path("config.toml")
+Check = Callable[[Any], str | None]
+
+
+class ConfigError(ValueError):
+    """Raised with every problem found in a configuration file."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        listed = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source} has {len(problems)} problem(s):\n{listed}")
+
+
+def _between(low: float, high: float) -> Check:
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"must be {low:g}-{high:g}"
+
+    return check
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"must be one of: {', '.join(choices)}"
+
+    return check
+
+
+def _multiple_of_8(low: int, high: int) -> Check:
+    def check(value: Any) -> str | None:
+        if not low <= value <= high:
+            return f"must be {low}-{high}"
+        return None if value % 8 == 0 else "must be a multiple of 8"
+
+    return check
+
+
+def _not_blank(value: Any) -> str | None:
+    return None if str(value).strip() else "must not be empty"
+
+
+def _url(*schemes: str) -> Check:
+    def check(value: Any) -> str | None:
+        ok = any(value.startswith(f"{s}://") for s in schemes)
+        return None if ok else f"must start with {' or '.join(s + '://' for s in schemes)}"
+
+    return check
+
+
+def _scheduler(value: Any) -> str | None:
+    names = scheduler_names()
+    return None if value in names else f"must be one of: {', '.join(names)}"
+
+
+def _ids(value: Any) -> str | None:
+    ok = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    return None if ok else "must be a list of Discord ids (positive integers)"
+
+
+def _terms(value: Any) -> str | None:
+    ok = all(isinstance(v, str) and v.strip() for v in value)
+    return None if ok else "must be a list of non-empty strings"
+
+
+def setting(default: Any, check: Check | None = None, doc: str = "") -> Any:
+    """A field with a default and an optional check returning a reason when the value is bad."""
+    if isinstance(default, list | tuple):
+        frozen = tuple(default)
+        return field(default_factory=lambda: frozen, metadata={"check": check, "doc": doc})
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    api_base: str = setting("https://discord.com/api/v10", _url("http", "https"))
+    gateway_url: str = setting("wss://gateway.discord.gg", _url("ws", "wss"))
+    guilds: tuple[int, ...] = setting((), _ids)
+    channels: tuple[int, ...] = setting((), _ids)
+    sync_commands: bool = setting(True)
+    message_content: bool = setting(False)
+    status_edit_interval: float = setting(1.5, _between(0.5, 30))
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    model: str = setting("stable-diffusion-v1-5/stable-diffusion-v1-5", _not_blank)
+    scheduler: str = setting("euler_a", _scheduler)
+    steps: int = setting(25, _between(1, 150))
+    max_steps: int = setting(60, _between(1, 150))
+    guidance: float = setting(7.0, _between(0, 30))
+    width: int = setting(512, _multiple_of_8(64, 2048))
+    height: int = setting(512, _multiple_of_8(64, 2048))
+    max_side: int = setting(1024, _multiple_of_8(64, 2048))
+    count: int = setting(4, _between(1, 4))
+    negative_prompt: str = setting("lowres, blurry, watermark, text, deformed")
+    max_prompt_chars: int = setting(1000, _between(10, 6000))
+    device: str = setting("auto", _one_of("auto", "cuda", "mps", "cpu"))
+    dtype: str = setting("auto", _one_of("auto", "float16", "bfloat16", "float32"))
+    attention_slicing: bool = setting(False)
+    vae_tiling: bool = setting(False)
+    cpu_offload: bool = setting(False)
+    safety_checker: bool = setting(False)
+    upscaler: str = setting("")
+    preview_vae: str = setting("")
+    preview_every: int = setting(2, _between(0, 150))
+    variation_strength: float = setting(0.55, _between(0.05, 1))
+    upscale_strength: float = setting(0.3, _between(0.05, 1))
+    styles: tuple[StylePreset, ...] = setting(DEFAULT_STYLES)
+
+
+@dataclass(frozen=True)
+class StorySettings:
+    model: str = setting("EleutherAI/gpt-neo-125M", _not_blank)
+    max_new_tokens: int = setting(60, _between(8, 400))
+    temperature: float = setting(0.9, _between(0.05, 2))
+    top_p: float = setting(0.95, _between(0.05, 1))
+    top_k: int = setting(50, _between(0, 1000))
+    repetition_penalty: float = setting(1.2, _between(1, 3))
+    context_tokens: int = setting(1024, _between(64, 8192))
+    attempts: int = setting(3, _between(1, 10))
+    style: str = setting("painting")
+    steps: int = setting(0, _between(0, 150))
+    max_lines: int = setting(200, _between(2, 1000))
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    queue_limit: int = setting(100, _between(1, 10000))
+    per_user_limit: int = setting(3, _between(1, 1000))
+    batch_limit: int = setting(4, _between(1, 64))
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    database: Path = setting(Path("data/greenheart.sqlite3"))
+    images: Path = setting(Path("data/images"))
+
+
+@dataclass(frozen=True)
+class SafetySettings:
+    blocked_terms: tuple[str, ...] = setting((), _terms)
+    nsfw_terms: tuple[str, ...] = setting((), _terms)
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord: DiscordSettings = field(default_factory=DiscordSettings)
+    image: ImageSettings = field(default_factory=ImageSettings)
+    story: StorySettings = field(default_factory=StorySettings)
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    safety: SafetySettings = field(default_factory=SafetySettings)
+    token: str | None = None
+    source: str = "<defaults>"
+
+
+_SECTIONS: dict[str, type] = {
+    "discord": DiscordSettings,
+    "image": ImageSettings,
+    "story": StorySettings,
+    "executor": ExecutorSettings,
+    "storage": StorageSettings,
+    "safety": SafetySettings,
+}
+
+
+def load_settings(
+    path: Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Load `path` (default config.toml; missing default file means built-in defaults)."""
+    env = os.environ if env is None else env
+    explicit = path is not None
+    path = path or DEFAULT_CONFIG_PATH
+    if not path.exists():
+        if explicit:
+            raise ConfigError(str(path), [f"file not found: {path}"])
+        return Settings(token=env.get("DISCORD_TOKEN") or None)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
+    return settings_from_mapping(raw, base_dir=path.parent, source=str(path), env=env)
+
+
+def settings_from_mapping(
+    raw: Mapping[str, Any],
+    *,
+    base_dir: Path = Path("."),
+    source: str = "<config>",
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    sections: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in _SECTIONS:
+            problems.append(f"unknown section [{name}]; known: {', '.join(_SECTIONS)}")
+        elif not isinstance(value, dict):
+            problems.append(f"{name} must be a table ([{name}])")
+    for name, cls in _SECTIONS.items():
+        table = raw.get(name, {})
+        sections[name] = _build_section(name, cls, table if isinstance(table, dict) else {},
+                                        base_dir, problems)
+    if "token" in raw.get("discord", {}):
+        problems.append("discord.token: secrets are not read from the file; "
+                        "set the DISCORD_TOKEN environment variable")
+    if not problems:
+        problems.extend(_cross_checks(sections))
+    if problems:
+        raise ConfigError(source, problems)
+    return Settings(**sections, token=env.get("DISCORD_TOKEN") or None, source=source)
+
+
+def _build_section(
+    name: str, cls: type, table: dict[str, Any], base_dir: Path, problems: list[str]
+) -> Any:
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "token" and name == "discord":
+            continue
+        if key not in fields:
+            problems.append(f"{name}.{key}: unknown key; known keys: {', '.join(fields)}")
+            continue
+        if key == "styles":
+            styles = _parse_styles(value, problems)
+            if styles is not None:
+                values[key] = styles
+            continue
+        converted = _convert(f"{name}.{key}", value, hints[key], base_dir, problems)
+        if converted is _INVALID:
+            continue
+        check = fields[key].metadata.get("check")
+        reason = check(converted) if check else None
+        if reason:
+            problems.append(f"{name}.{key} = {_show(value)}: {reason}")
+            continue
+        values[key] = converted
+    for key, f in fields.items():
+        if key not in values and f.type in ("Path", Path):
+            default = f.default if f.default is not dataclasses.MISSING else None
+            if isinstance(default, Path) and not default.is_absolute():
+                values[key] = base_dir / default
+    return cls(**values)
+
+
+_INVALID = object()
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _convert(key: str, value: Any, hint: Any, base_dir: Path, problems: list[str]) -> Any:
+    def bad(expected: str) -> object:
+        problems.append(f"{key} = {_show(value)}: must be {expected}")
+        return _INVALID
+
+    if hint is bool:
+        return value if isinstance(value, bool) else bad("true or false")
+    if hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return value if ok else bad("an integer")
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok else bad("a number")
+    if hint is str:
+        return value if isinstance(value, str) else bad("a string")
+    if hint is Path:
+        if not isinstance(value, str) or not value.strip():
+            return bad("a file path (string)")
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else base_dir / p
+    # tuple[...] of ids or terms: the field's check validates the items.
+    return tuple(value) if isinstance(value, list) else bad("a list")
+
+
+def _parse_styles(value: Any, problems: list[str]) -> tuple[StylePreset, ...] | None:
+    if not isinstance(value, dict) or not value:
+        problems.append("image.styles: must be a table of presets, e.g. "
+                        '[image.styles.watercolor] phrase = "watercolor painting"')
+        return None
+    presets: list[StylePreset] = []
+    for name, spec in value.items():
+        where = f"image.styles.{_show(name) if ' ' in name else name}"
+        if not isinstance(spec, dict):
+            problems.append(f"{where}: must be a table with 'phrase' and optional 'negative'")
+            continue
+        unknown = set(spec) - {"phrase", "negative"}
+        if unknown:
+            problems.append(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                            "known keys: phrase, negative")
+        phrase, negative = spec.get("phrase"), spec.get("negative", "")
+        if not isinstance(phrase, str) or not phrase.strip():
+            problems.append(f"{where}.phrase: must be a non-empty string")
+            continue
+        if not isinstance(negative, str):
+            problems.append(f"{where}.negative = {_show(negative)}: must be a string")
+            continue
+        if not name.strip() or len(name) > 100:
+            problems.append(f"{where}: a style name must be 1-100 characters")
+            continue
+        presets.append(StylePreset(name=name.strip(), phrase=phrase.strip(),
+                                   negative=negative.strip()))
+    return tuple(presets)
+
+
+def _cross_checks(sections: dict[str, Any]) -> list[str]:
+    image: ImageSettings = sections["image"]
+    problems = []
+    if image.steps > image.max_steps:
+        problems.append(f"image.steps = {image.steps}: must not exceed image.max_steps "
+                        f"({image.max_steps})")
+    for key in ("width", "height"):
+        if getattr(image, key) > image.max_side:
+            problems.append(f"image.{key} = {getattr(image, key)}: must not exceed "
+                            f"image.max_side ({image.max_side})")
+    story: StorySettings = sections["story"]
+    names = {s.name.casefold() for s in image.styles}
+    if story.style and story.style.casefold() not in names:
+        problems.append(f"story.style = {_show(story.style)}: must be one of the image styles "
+                        f"({', '.join(s.name for s in image.styles)}) or empty")
+    if story.steps > image.max_steps:
+        problems.append(f"story.steps = {story.steps}: must not exceed image.max_steps "
+                        f"({image.max_steps})")
+    return problems
+
+
+def _show(value: Any) -> str:
+    """A value as it would be written in TOML, for messages."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)

@@ -1,0 +1,203 @@
+"""The job table: every job is written when accepted and updated at each state change."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.executor.jobs import (
+    Cancelled,
+    Done,
+    Failed,
+    ImageParams,
+    ImageResult,
+    Job,
+    JobKind,
+    JobState,
+    TextParams,
+    TextResult,
+)
+from bot.results import save_images
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    index: int
+    seed: int
+    path: Path
+    nsfw: bool
+    label: str
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job: Job
+    state: JobState
+    reason: str | None
+    model: str | None
+    sampler: str | None
+    timings: dict[str, float]
+    result_text: str | None
+    images: tuple[StoredImage, ...]
+    channel_id: int | None
+    message_id: int | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+class JobRepository:
+    """Implements the executor's JobStore on SQLite, plus look-ups for buttons and /queue."""
+
+    def __init__(self, db: aiosqlite.Connection, images_dir: Path) -> None:
+        self.db = db
+        self.images_dir = images_dir
+
+    # ----- JobStore ---------------------------------------------------------------------------
+
+    async def job_accepted(self, job: Job) -> None:
+        await self.db.execute(
+            "INSERT INTO jobs (id, user_id, user_name, kind, params, origin, state, attempts,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job.id, job.user_id, job.user_name, job.kind.value,
+             json.dumps(job.params.to_json(), ensure_ascii=False),
+             json.dumps(job.origin), JobState.QUEUED.value, job.attempts, job.created_at),
+        )
+
+    async def job_started(self, job: Job) -> None:
+        await self.db.execute(
+            "UPDATE jobs SET state = ?, attempts = ?, started_at = ? WHERE id = ?",
+            (JobState.RUNNING.value, job.attempts, time.time(), job.id),
+        )
+
+    async def job_finished(self, job: Job, event: Done | Failed | Cancelled) -> None:
+        now = time.time()
+        if isinstance(event, Failed):
+            await self._set_final(job.id, JobState.FAILED, now, reason=event.reason)
+        elif isinstance(event, Cancelled):
+            await self._set_final(job.id, JobState.CANCELLED, now, reason="cancelled")
+        elif isinstance(event.result, ImageResult):
+            await self._record_images(job, event.result, now)
+        else:
+            await self._record_text(job.id, event.result, now)
+
+    async def job_interrupted(self, job: Job) -> None:
+        # A clean shutdown is not a crash: the run doesn't count towards the retry limit.
+        await self.db.execute(
+            "UPDATE jobs SET state = ?, attempts = MAX(0, attempts - 1) WHERE id = ?",
+            (JobState.QUEUED.value, job.id),
+        )
+
+    async def unfinished_jobs(self) -> list[tuple[Job, JobState]]:
+        async with self.db.execute(
+            "SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY created_at",
+            (JobState.QUEUED.value, JobState.RUNNING.value),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [(_job_from_row(row), JobState(row["state"])) for row in rows]
+
+    # ----- results ----------------------------------------------------------------------------
+
+    async def _set_final(self, job_id: str, state: JobState, now: float, *,
+                         reason: str | None = None) -> None:
+        await self.db.execute(
+            "UPDATE jobs SET state = ?, reason = ?, finished_at = ? WHERE id = ?",
+            (state.value, reason, now, job_id),
+        )
+
+    async def _record_images(self, job: Job, result: ImageResult, now: float) -> None:
+        assert isinstance(job.params, ImageParams)
+        # PNG encoding is CPU work: keep it off the event loop.
+        paths = await asyncio.to_thread(save_images, job, result, self.images_dir)
+        await self.db.executemany(
+            "INSERT OR REPLACE INTO images (job_id, idx, seed, path, nsfw, label)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(job.id, i, img.seed, str(path), int(img.nsfw), img.label)
+             for i, (img, path) in enumerate(zip(result.images, paths, strict=True))],
+        )
+        # Marked done only after its images are recorded: a crash in between re-runs it.
+        await self.db.execute(
+            "UPDATE jobs SET state = ?, model = ?, sampler = ?, timings = ?, finished_at = ?"
+            " WHERE id = ?",
+            (JobState.DONE.value, result.model, result.sampler, json.dumps(result.timings),
+             now, job.id),
+        )
+
+    async def _record_text(self, job_id: str, result: TextResult, now: float) -> None:
+        await self.db.execute(
+            "UPDATE jobs SET state = ?, model = ?, timings = ?, result_text = ?, finished_at = ?"
+            " WHERE id = ?",
+            (JobState.DONE.value, result.model, json.dumps(result.timings), result.text, now,
+             job_id),
+        )
+
+    # ----- look-ups ---------------------------------------------------------------------------
+
+    async def set_posted(self, job_id: str, channel_id: int, message_id: int) -> None:
+        await self.db.execute(
+            "UPDATE jobs SET channel_id = ?, message_id = ? WHERE id = ?",
+            (channel_id, message_id, job_id),
+        )
+
+    async def update_origin(self, job_id: str, origin: dict[str, Any]) -> None:
+        await self.db.execute("UPDATE jobs SET origin = ? WHERE id = ?",
+                              (json.dumps(origin), job_id))
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        async with self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        async with self.db.execute(
+            "SELECT * FROM images WHERE job_id = ? ORDER BY idx", (job_id,)
+        ) as cur:
+            images = await cur.fetchall()
+        return JobRecord(
+            job=_job_from_row(row),
+            state=JobState(row["state"]),
+            reason=row["reason"],
+            model=row["model"],
+            sampler=row["sampler"],
+            timings=json.loads(row["timings"] or "{}"),
+            result_text=row["result_text"],
+            images=tuple(
+                StoredImage(r["idx"], r["seed"], Path(r["path"]), bool(r["nsfw"]), r["label"])
+                for r in images
+            ),
+            channel_id=row["channel_id"],
+            message_id=row["message_id"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+        )
+
+    async def delete(self, job_id: str) -> None:
+        """Forget a job and remove its image files (the 🗑 button)."""
+        record = await self.get(job_id)
+        await self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        if record:
+            for image in record.images:
+                image.path.unlink(missing_ok=True)
+
+
+def _job_from_row(row: aiosqlite.Row) -> Job:
+    data = json.loads(row["params"])
+    params: ImageParams | TextParams = (
+        ImageParams.from_json(data) if row["kind"] == JobKind.IMAGE.value
+        else TextParams.from_json(data)
+    )
+    return Job(
+        id=row["id"],
+        user_id=row["user_id"],
+        user_name=row["user_name"],
+        params=params,
+        origin=json.loads(row["origin"] or "{}"),
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+    )

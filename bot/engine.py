@@ -1,0 +1,249 @@
+"""The executor's runner: owns the image and story models, on the worker thread only."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING
+
+from bot.executor.executor import OutOfMemory, RunContext
+from bot.executor.jobs import (
+    GeneratedImage,
+    ImageMode,
+    ImageParams,
+    ImageResult,
+    Job,
+    JobResult,
+    TextParams,
+    TextResult,
+)
+from bot.images import make_grid
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from bot.pipelines.diffusion import ImageEngine, ImageModelOptions, ImageSpec
+    from bot.pipelines.text import StoryWriter, TextModelOptions
+
+log = logging.getLogger(__name__)
+
+
+class ModelRunner:
+    """Runs image and text jobs. Models load on first use (or `warm_up`), on one thread."""
+
+    def __init__(
+        self,
+        image_options: ImageModelOptions,
+        text_options: TextModelOptions,
+        *,
+        blocked_term: Callable[[str], str | None] = lambda text: None,
+    ) -> None:
+        self.image_options = image_options
+        self.text_options = text_options
+        self.blocked_term = blocked_term
+        self._image: ImageEngine | None = None
+        self._text: StoryWriter | None = None
+
+    # ----- models ---------------------------------------------------------------------------
+
+    @property
+    def image_engine(self) -> ImageEngine:
+        if self._image is None:
+            from bot.pipelines.diffusion import ImageEngine  # heavy import, first use only
+
+            engine = ImageEngine(self.image_options)
+            engine.load()
+            self._image = engine
+        return self._image
+
+    @property
+    def story_writer(self) -> StoryWriter:
+        if self._text is None:
+            from bot.pipelines.text import StoryWriter
+
+            writer = StoryWriter(self.text_options)
+            writer.load()
+            self._text = writer
+        return self._text
+
+    def warm_up(self, *, image: bool = True, text: bool = False) -> None:
+        """Load models now, so a missing model is reported at start, not at first use."""
+        if image:
+            _ = self.image_engine
+        if text:
+            _ = self.story_writer
+
+    # ----- JobRunner ------------------------------------------------------------------------
+
+    def batch_key(self, job: Job) -> Hashable | None:
+        p = job.params
+        if not isinstance(p, ImageParams) or p.mode is ImageMode.UPSCALE:
+            return None
+        return (p.mode, p.steps, p.guidance, p.width, p.height,
+                p.strength if p.mode is ImageMode.VARIATION else 0.0)
+
+    def batch_size(self, job: Job) -> int:
+        return job.params.count if isinstance(job.params, ImageParams) else 1
+
+    def run(self, jobs: Sequence[Job], ctx: RunContext) -> list[JobResult | Exception]:
+        first = jobs[0].params
+        try:
+            if isinstance(first, TextParams):
+                return [self._write_line(job, ctx) for job in jobs]
+            if first.mode is ImageMode.UPSCALE:
+                return [self._upscale(job, ctx) for job in jobs]
+            return self._generate(jobs, ctx)
+        except Exception as exc:
+            if _is_out_of_memory(exc):
+                _free_device_memory()
+                raise OutOfMemory(str(exc)) from exc
+            raise
+
+    # ----- image jobs -----------------------------------------------------------------------
+
+    def _generate(self, jobs: Sequence[Job], ctx: RunContext) -> list[JobResult | Exception]:
+        engine = self.image_engine
+        specs: list[ImageSpec] = []
+        owners: list[int] = []  # specs[i] belongs to jobs[owners[i]]
+        for j, job in enumerate(jobs):
+            for spec in self._specs(job):
+                specs.append(spec)
+                owners.append(j)
+
+        # A job may hold more images than fit the device at once (a style sweep has one per
+        # preset): render in chunks of at most `max_batch`, reporting steps across chunks.
+        chunk = max(1, ctx.max_batch)
+        starts = list(range(0, len(specs), chunk))
+        started = time.monotonic()
+        images: list[Image] = []
+        nsfw: list[bool] = []
+        for n, first in enumerate(starts):
+            part = specs[first:first + chunk]
+            part_owners = owners[first:first + chunk]
+            out = engine.generate(
+                part,
+                on_step=self._step_reporter(jobs, part_owners, ctx, n, len(starts)),
+                should_stop=lambda: all(ctx.cancelled(job.id) for job in jobs),
+            )
+            if out.interrupted:
+                return [RuntimeError("interrupted")] * len(jobs)
+            images.extend(out.images)
+            nsfw.extend(out.nsfw)
+        seconds = time.monotonic() - started
+        results: list[JobResult | Exception] = []
+        for j, job in enumerate(jobs):
+            p = job.params
+            assert isinstance(p, ImageParams)
+            mine = [i for i, o in enumerate(owners) if o == j]
+            generated = tuple(
+                GeneratedImage(images[i], p.seeds[k], nsfw[i],
+                               p.labels[k] if k < len(p.labels) else "")
+                for k, i in enumerate(mine)
+            )
+            results.append(ImageResult(generated, {"generate_s": seconds, "batch": len(jobs)},
+                                       engine.model_name, engine.a1111_sampler))
+        return results
+
+    @staticmethod
+    def _step_reporter(
+        jobs: Sequence[Job], owners: list[int], ctx: RunContext, chunk: int, chunks: int
+    ) -> Callable[[int, int, Callable[[], list[Image]]], None]:
+        """Progress for every job of a batch; a job's preview is a grid of its own images,
+        decoded only when the executor asks for one."""
+
+        def on_step(step: int, total: int, previews: Callable[[], list[Image]]) -> None:
+            decoded: list[list[Image]] = []
+
+            def preview_of(j: int) -> Image | None:
+                if not decoded:
+                    decoded.append(previews())
+                mine = [img for img, o in zip(decoded[0], owners, strict=False) if o == j]
+                return make_grid(mine) if mine else None
+
+            for j, job in enumerate(jobs):
+                if j in owners:
+                    ctx.progress(job, chunk * total + step, chunks * total,
+                                 lambda j=j: preview_of(j))  # type: ignore[misc]
+
+        return on_step
+
+    def _specs(self, job: Job) -> list[ImageSpec]:
+        from bot.pipelines.diffusion import ImageSpec
+
+        p = job.params
+        assert isinstance(p, ImageParams)
+        init = _load_source(p) if p.mode is ImageMode.VARIATION else None
+        if init is not None:
+            init = init.resize((p.width, p.height))
+        return [
+            ImageSpec(prompt=p.prompt_for(i), negative=p.negative_for(i), seed=seed,
+                      steps=p.steps, guidance=p.guidance, width=p.width, height=p.height,
+                      init_image=init, strength=p.strength if init is not None else 0.0)
+            for i, seed in enumerate(p.seeds)
+        ]
+
+    def _upscale(self, job: Job, ctx: RunContext) -> JobResult | Exception:
+        from bot.pipelines.diffusion import ImageSpec
+
+        p = job.params
+        assert isinstance(p, ImageParams)
+        engine = self.image_engine
+        source = _load_source(p)
+        spec = ImageSpec(prompt=p.prompt, negative=p.negative, seed=p.seeds[0], steps=p.steps,
+                         guidance=p.guidance, width=source.width * 2, height=source.height * 2,
+                         strength=p.strength)
+        started = time.monotonic()
+        ctx.progress(job, 0, 1, None)
+        image = engine.upscale(source, spec)
+        ctx.progress(job, 1, 1, None)
+        return ImageResult((GeneratedImage(image, p.seeds[0]),),
+                           {"generate_s": time.monotonic() - started, "batch": 1},
+                           engine.model_name, engine.a1111_sampler)
+
+    # ----- text jobs ------------------------------------------------------------------------
+
+    def _write_line(self, job: Job, ctx: RunContext) -> JobResult | Exception:
+        p = job.params
+        assert isinstance(p, TextParams)
+        writer = self.story_writer
+        started = time.monotonic()
+        ctx.progress(job, 0, 1, None)
+        try:
+            text = writer.next_line(p.seed_line, list(p.lines), rng_seed=p.rng_seed,
+                                    is_blocked=self.blocked_term, max_chars=p.max_chars)
+        except Exception as exc:  # BlockedTextError and friends fail this job alone
+            return exc
+        ctx.progress(job, 1, 1, None)
+        return TextResult(text, {"generate_s": time.monotonic() - started}, writer.model_name)
+
+
+def _load_source(p: ImageParams) -> Image:
+    from PIL import Image as PILImage
+
+    if not p.source_path:
+        raise ValueError("this job has no source image")
+    try:
+        with PILImage.open(p.source_path) as img:
+            return img.convert("RGB")
+    except FileNotFoundError as exc:
+        raise ValueError("the source image is gone (it was deleted)") from exc
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _free_device_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+

@@ -1,0 +1,483 @@
+"""The executor: one worker thread owns the models; asyncio talks to it through a queue.
+
+Threading rules (the races are all here, so they are spelled out):
+- `_lock` guards the fair queue, `_running`, `_cancelled` and `_handles` membership.
+- The worker thread never touches asyncio objects; it hands events to the loop with
+  `loop.call_soon_threadsafe`, and `_deliver` (on the loop) is the only place that puts
+  events into handles and orders the store writes.
+- A job's final event is delivered once: whoever finishes it first (the worker, or `cancel`
+  for a queued job) marks it finished under the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from bot.executor.fairqueue import FairQueue
+from bot.executor.jobs import (
+    FINAL_EVENTS,
+    Cancelled,
+    Done,
+    Failed,
+    Job,
+    JobEvent,
+    JobResult,
+    JobState,
+    Progress,
+    Queued,
+    Started,
+)
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+log = logging.getLogger(__name__)
+
+PreviewFn = Callable[[], "Image | None"]
+
+
+class Refused(Exception):
+    """A job was not accepted; `reason` is meant for the user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class OutOfMemory(RuntimeError):
+    """Raised by a runner when the device ran out of memory for a batch."""
+
+
+class RunContext(Protocol):
+    @property
+    def max_batch(self) -> int:
+        """The most images to render in one call (lowered after out-of-memory errors)."""
+        ...
+
+    def progress(self, job: Job, step: int, total: int, preview: PreviewFn | None) -> None: ...
+
+    def cancelled(self, job_id: str) -> bool: ...
+
+
+class JobRunner(Protocol):
+    """Runs jobs on the worker thread. Implementations own the models."""
+
+    def batch_key(self, job: Job) -> Hashable | None:
+        """Jobs with the same non-None key may run as one batch."""
+        ...
+
+    def batch_size(self, job: Job) -> int:
+        """How much of the batch limit the job takes (images, for image jobs)."""
+        ...
+
+    def run(self, jobs: Sequence[Job], ctx: RunContext) -> list[JobResult | Exception]:
+        """Run a batch; one result or exception per job, in order. Raising fails the batch."""
+        ...
+
+
+class JobStore(Protocol):
+    async def job_accepted(self, job: Job) -> None: ...
+
+    async def job_started(self, job: Job) -> None: ...
+
+    async def job_finished(self, job: Job, event: Done | Failed | Cancelled) -> None: ...
+
+    async def job_interrupted(self, job: Job) -> None: ...
+
+    async def unfinished_jobs(self) -> list[tuple[Job, JobState]]: ...
+
+
+class JobHandle:
+    """The asyncio side of one job: its events, in order, ending with a final one."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.state = JobState.QUEUED
+        self.position: int | None = None
+        self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        self._final: asyncio.Future[JobEvent] = asyncio.get_running_loop().create_future()
+
+    def _put(self, event: JobEvent) -> None:
+        self._events.put_nowait(event)
+        if isinstance(event, FINAL_EVENTS) and not self._final.done():
+            self._final.set_result(event)
+
+    async def events(self) -> AsyncIterator[JobEvent]:
+        while True:
+            event = await self._events.get()
+            yield event
+            if isinstance(event, FINAL_EVENTS):
+                return
+
+    async def wait(self) -> JobEvent:
+        """The final event (Done, Failed or Cancelled)."""
+        return await asyncio.shield(self._final)
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    job: Job
+    state: JobState
+    position: int | None  # None while running
+
+
+@dataclass(frozen=True)
+class ExecutorLimits:
+    queue_limit: int = 100
+    per_user_limit: int = 3
+    batch_limit: int = 4
+    preview_every: int = 2  # steps; 0 disables previews
+    preview_interval_s: float = 1.0  # never decode previews more often than this per job
+
+
+class _Context:
+    """What the runner sees of the executor, on the worker thread."""
+
+    def __init__(self, executor: Executor, batch: Sequence[Job]) -> None:
+        self._executor = executor
+        self._last_preview: dict[str, float] = {}
+        self.batch_ids = [job.id for job in batch]
+
+    @property
+    def max_batch(self) -> int:
+        return self._executor.batch_limit
+
+    def progress(self, job: Job, step: int, total: int, preview: PreviewFn | None) -> None:
+        limits = self._executor.limits
+        image = None
+        wants = (
+            preview is not None
+            and limits.preview_every > 0
+            and (step % limits.preview_every == 0)
+            and step < total
+            and time.monotonic() - self._last_preview.get(job.id, 0.0) >= limits.preview_interval_s
+        )
+        if wants and preview is not None:
+            self._last_preview[job.id] = time.monotonic()
+            try:
+                image = preview()
+            except Exception:  # a preview must never fail the job
+                log.exception("preview failed for job %s", job.id)
+        self._executor._emit(job.id, Progress(step, total, image))
+
+    def cancelled(self, job_id: str) -> bool:
+        return self._executor._is_cancelled(job_id)
+
+
+class Executor:
+    def __init__(
+        self,
+        runner: JobRunner,
+        limits: ExecutorLimits | None = None,
+        store: JobStore | None = None,
+    ) -> None:
+        self.runner = runner
+        self.limits = limits or ExecutorLimits()
+        self.store = store
+        self.batch_limit = self.limits.batch_limit  # lowered after out-of-memory errors
+        self._queue = FairQueue()
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._running: dict[str, Job] = {}
+        self._cancelled: set[str] = set()
+        self._finished: set[str] = set()
+        self._solo: set[str] = set()  # jobs that must run alone after a failed batch
+        self._handles: dict[str, JobHandle] = {}
+        self._seconds_per_unit: float | None = None
+        self._run_started = 0.0
+        self._running_units = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writes: asyncio.Queue[Awaitable[None] | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    # ----- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._writer = asyncio.create_task(self._write_store(), name="executor-store")
+        self._thread = threading.Thread(target=self._work, name="gpu-worker", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Stop the worker; a running batch is interrupted and left queued for next start."""
+        with self._wakeup:
+            self._stopping = True
+            self._wakeup.notify_all()
+        if self._thread:
+            await asyncio.to_thread(self._thread.join)
+        if self._writer:
+            self._writes.put_nowait(None)
+            await self._writer
+
+    async def __aenter__(self) -> Executor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ----- the asyncio API ------------------------------------------------------------------
+
+    async def submit(self, job: Job) -> JobHandle:
+        """Queue a job; raises Refused (with a reason for the user) when limits are hit."""
+        handle = JobHandle(job)
+        with self._lock:
+            self._check_limits(job)
+            self._handles[job.id] = handle
+            self._queue.push(job)
+            self._wakeup.notify()
+        self._store(self.store.job_accepted(job) if self.store else None)
+        self._announce_positions()
+        return handle
+
+    def _check_limits(self, job: Job) -> None:
+        waiting = len(self._queue)
+        if waiting >= self.limits.queue_limit:
+            raise Refused(
+                f"The queue is full ({waiting} of {self.limits.queue_limit} jobs waiting). "
+                "Try again in a few minutes."
+            )
+        mine = self._queue.count_for(job.user_id) + sum(
+            1 for j in self._running.values() if j.user_id == job.user_id
+        )
+        if mine >= self.limits.per_user_limit:
+            raise Refused(
+                f"You already have {mine} jobs queued or running; the limit is "
+                f"{self.limits.per_user_limit} per person. Wait for one to finish or /cancel one."
+            )
+
+    def cancel(self, job_id: str, by_user: int | None = None) -> bool:
+        """Cancel a queued or running job. False when it is unknown or already finished."""
+        with self._lock:
+            if job_id in self._finished or job_id not in self._handles:
+                return False
+            queued = self._queue.remove(job_id)
+            if queued is None:
+                if job_id not in self._running:
+                    return False
+                # The worker sees these flags within one step and drops the job's result.
+                self._cancelled.add(job_id)
+                self._finished.add(job_id)
+        # Announced at once: a running job stops within one step, a batch-mate goes on.
+        self._deliver(job_id, Cancelled(by_user))
+        self._announce_positions()
+        return True
+
+    def handle(self, job_id: str) -> JobHandle | None:
+        return self._handles.get(job_id)
+
+    def snapshot(self) -> list[QueueEntry]:
+        """Running jobs, then waiting ones in the order they will run."""
+        with self._lock:
+            running = [QueueEntry(j, JobState.RUNNING, None) for j in self._running.values()
+                       if j.id not in self._finished]
+            waiting = [QueueEntry(j, JobState.QUEUED, i + 1)
+                       for i, j in enumerate(self._queue.ordered())]
+        return running + waiting
+
+    async def restore(self) -> list[JobHandle]:
+        """After a restart: queued jobs queue again; a job that was running is retried once,
+        then failed. Returns handles for all of them (failed ones already hold Failed)."""
+        if not self.store:
+            return []
+        handles = []
+        for job, state in await self.store.unfinished_jobs():
+            handle = JobHandle(job)
+            with self._lock:
+                self._handles[job.id] = handle
+                if state is JobState.RUNNING and job.attempts >= 2:
+                    failed = True
+                else:
+                    self._queue.push(job)
+                    failed = False
+                self._wakeup.notify()
+            if failed:
+                self._deliver(job.id, Failed(
+                    "The bot restarted twice while this job was running, so it was given up."))
+            handles.append(handle)
+        self._announce_positions()
+        return handles
+
+    # ----- events, on the loop ----------------------------------------------------------------
+
+    def _emit(self, job_id: str, event: JobEvent) -> None:
+        """Called from the worker thread."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._deliver, job_id, event)
+
+    def _deliver(self, job_id: str, event: JobEvent) -> None:
+        handle = self._handles.get(job_id)
+        if handle is None or handle.state.finished:
+            return
+        job = handle.job
+        if isinstance(event, Queued):
+            if handle.position == event.position:
+                return
+            handle.position = event.position
+        elif isinstance(event, Started):
+            handle.state = JobState.RUNNING
+            self._store(self.store.job_started(job) if self.store else None)
+        elif isinstance(event, Done | Failed | Cancelled):
+            handle.state = {Done: JobState.DONE, Failed: JobState.FAILED,
+                            Cancelled: JobState.CANCELLED}[type(event)]
+            self._store(self.store.job_finished(job, event) if self.store else None)
+            self._handles.pop(job_id, None)
+        handle._put(event)
+
+    def _announce_positions(self) -> None:
+        """Tell waiting jobs their place (and ETA) when it changed. Runs on the loop."""
+        with self._lock:
+            order = list(self._queue.ordered())
+            rate = self._seconds_per_unit
+            ahead = max(0.0, self._running_units * (rate or 0) -
+                        (time.monotonic() - self._run_started)) if self._running else 0.0
+        for position, job in enumerate(order, start=1):
+            eta = None if rate is None else ahead
+            self._deliver(job.id, Queued(position, eta))
+            if rate is not None:
+                ahead += job.work_units * rate
+
+    def _store(self, write: Awaitable[None] | None) -> None:
+        # Store writes go through one task so they land in the order the events happened.
+        if write is not None:
+            self._writes.put_nowait(write)
+
+    async def _write_store(self) -> None:
+        while (write := await self._writes.get()) is not None:
+            try:
+                await write
+            except Exception:
+                log.exception("could not record a job state change")
+
+    # ----- the worker thread ----------------------------------------------------------------
+
+    def _is_cancelled(self, job_id: str) -> bool:
+        return self._stopping or job_id in self._cancelled
+
+    def _next_batch(self) -> list[Job] | None:
+        with self._wakeup:
+            while not self._stopping and not len(self._queue):
+                self._wakeup.wait()
+            if self._stopping:
+                return None
+            batch = self._queue.pop_batch(self._batch_key, self.runner.batch_size,
+                                          self.batch_limit)
+            for job in batch:
+                job.attempts += 1
+                self._running[job.id] = job
+            self._run_started = time.monotonic()
+            self._running_units = max(j.work_units for j in batch)
+            return batch
+
+    def _batch_key(self, job: Job) -> Hashable | None:
+        return None if job.id in self._solo else self.runner.batch_key(job)
+
+    def _work(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            for job in batch:
+                self._emit(job.id, Started(len(batch)))
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._announce_positions)
+            outcomes = self._run_batch(batch)
+            self._finish_batch(batch, outcomes)
+            self._loop.call_soon_threadsafe(self._announce_positions)
+
+    def _run_batch(self, batch: list[Job]) -> list[JobResult | Exception] | None:
+        """Run a batch; None means its jobs went back to the queue to run differently."""
+        started = time.monotonic()
+        try:
+            outcomes = self.runner.run(batch, _Context(self, batch))
+        except Exception as exc:
+            oom = isinstance(exc, OutOfMemory)
+            if (oom and self.batch_limit > 1) or (not oom and len(batch) > 1):
+                # One bad job must not fail the others: run each alone; after running out of
+                # memory, in smaller batches (the runner splits big jobs to the limit too).
+                if oom:
+                    self.batch_limit = max(1, self.batch_limit // 2)
+                    log.warning("out of memory with a batch of %d; batch limit now %d",
+                                len(batch), self.batch_limit)
+                else:
+                    log.warning("batch of %d failed (%s); retrying each alone", len(batch), exc)
+                with self._wakeup:
+                    for job in reversed(batch):
+                        job.attempts -= 1
+                        self._running.pop(job.id, None)
+                        if job.id in self._finished:  # cancelled meanwhile
+                            self._finished.discard(job.id)
+                            self._cancelled.discard(job.id)
+                            continue
+                        self._solo.add(job.id)
+                        self._queue.push_front(job)
+                return None
+            log.exception("job %s failed", batch[0].id)
+            outcomes = [exc]
+        if len(outcomes) != len(batch):
+            outcomes = [RuntimeError("the runner returned the wrong number of results")] * len(
+                batch)
+        self._learn_speed(batch, time.monotonic() - started)
+        return outcomes
+
+    def _learn_speed(self, batch: list[Job], seconds: float) -> None:
+        units = max(j.work_units for j in batch)
+        rate = seconds / units
+        with self._lock:
+            previous = self._seconds_per_unit
+            self._seconds_per_unit = rate if previous is None else 0.7 * previous + 0.3 * rate
+
+    def _finish_batch(
+        self, batch: list[Job], outcomes: list[JobResult | Exception] | None
+    ) -> None:
+        if outcomes is None:
+            return
+        interrupted: list[Job] = []
+        events: list[tuple[str, JobEvent]] = []
+        with self._lock:
+            for job, outcome in zip(batch, outcomes, strict=True):
+                self._running.pop(job.id, None)
+                self._solo.discard(job.id)
+                self._cancelled.discard(job.id)
+                if job.id in self._finished:
+                    self._finished.discard(job.id)
+                    continue  # cancelled while running: already announced
+                if self._stopping:
+                    interrupted.append(job)
+                    continue
+                if isinstance(outcome, Exception):
+                    events.append((job.id, Failed(_describe(outcome))))
+                else:
+                    events.append((job.id, Done(outcome)))
+        for job_id, event in events:
+            self._emit(job_id, event)
+        for job in interrupted:
+            assert self._loop is not None
+            if self.store:
+                self._loop.call_soon_threadsafe(self._store, self.store.job_interrupted(job))
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, OutOfMemory):
+        return ("The GPU ran out of memory for this job. Try fewer images, a smaller size, "
+                "or ask the host to enable attention slicing / CPU offload.")
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+async def drain(handle: JobHandle, on_event: Callable[[JobEvent], Awaitable[None]]) -> JobEvent:
+    """Feed every event of a job to `on_event` and return the final one."""
+    final: JobEvent | None = None
+    async for event in handle.events():
+        try:
+            await on_event(event)
+        except Exception:  # a presenter's failure must not lose the job's later events
+            log.exception("handling %s for job %s failed", type(event).__name__, handle.job.id)
+        final = event
+    assert final is not None
+    return final

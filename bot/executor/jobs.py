@@ -1,0 +1,193 @@
+"""What the executor runs (jobs) and what it reports back (events)."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+
+class JobKind(StrEnum):
+    IMAGE = "image"
+    TEXT = "text"
+
+
+class ImageMode(StrEnum):
+    TXT2IMG = "txt2img"
+    VARIATION = "variation"  # img2img from a stored image at moderate strength
+    UPSCALE = "upscale"  # 2x plus a refine pass
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class ImageParams:
+    """Everything needed to (re)produce an image job; stored as JSON."""
+
+    prompt: str  # final positive prompt, style phrase included
+    negative: str
+    subject: str
+    style: str | None
+    seeds: tuple[int, ...]
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    mode: ImageMode = ImageMode.TXT2IMG
+    strength: float = 0.0
+    source_job: str | None = None  # variation/upscale: the job whose image is the input
+    source_index: int = 0
+    source_path: str | None = None  # that image's file
+    labels: tuple[str, ...] = ()  # per-image captions (the "all styles" gallery)
+    prompts: tuple[str, ...] = ()  # per-image prompts when they differ (all styles)
+    negatives: tuple[str, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.seeds)
+
+    def prompt_for(self, index: int) -> str:
+        return self.prompts[index] if self.prompts else self.prompt
+
+    def negative_for(self, index: int) -> str:
+        return self.negatives[index] if self.negatives else self.negative
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImageParams:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("seeds", "labels", "prompts", "negatives"):
+            values[key] = tuple(values.get(key, ()))
+        values["mode"] = ImageMode(values.get("mode", ImageMode.TXT2IMG))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TextParams:
+    """A story continuation request: the model writes the line after `lines`."""
+
+    seed_line: str
+    lines: tuple[str, ...]
+    rng_seed: int
+    max_chars: int = 1500
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TextParams:
+        return cls(seed_line=data["seed_line"], lines=tuple(data.get("lines", ())),
+                   rng_seed=int(data["rng_seed"]), max_chars=int(data.get("max_chars", 1500)))
+
+
+def new_job_id() -> str:
+    # Short enough for Discord custom_ids (<= 100 chars with a prefix), unguessable enough.
+    return secrets.token_hex(6)
+
+
+@dataclass
+class Job:
+    user_id: int
+    params: ImageParams | TextParams
+    id: str = field(default_factory=new_job_id)
+    # Where the result goes (Discord guild/channel/message ids, story id...). JSON-able.
+    origin: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0  # how many times it has started running
+    created_at: float = field(default_factory=time.time)
+    user_name: str = ""
+
+    @property
+    def kind(self) -> JobKind:
+        return JobKind.IMAGE if isinstance(self.params, ImageParams) else JobKind.TEXT
+
+    @property
+    def work_units(self) -> int:
+        """Rough cost, used for ETAs: denoising steps times images, or one for text."""
+        if isinstance(self.params, ImageParams):
+            return max(1, self.params.steps * self.params.count)
+        return 1
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    image: Image
+    seed: int
+    nsfw: bool = False
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    images: tuple[GeneratedImage, ...]
+    timings: dict[str, float]
+    model: str
+    sampler: str  # AUTOMATIC1111's name for the scheduler, for PNG metadata
+
+
+@dataclass(frozen=True)
+class TextResult:
+    text: str
+    timings: dict[str, float]
+    model: str
+
+
+JobResult = ImageResult | TextResult
+
+
+# ----- events, in the order a job meets them -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Queued:
+    position: int  # 1 = next to run
+    eta_s: float | None  # seconds until it starts, when there is enough history to guess
+
+
+@dataclass(frozen=True)
+class Started:
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int
+    preview: Image | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    result: JobResult
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    by_user: int | None = None
+
+
+JobEvent = Queued | Started | Progress | Done | Failed | Cancelled
+FINAL_EVENTS = (Done, Failed, Cancelled)

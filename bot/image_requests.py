@@ -1,0 +1,183 @@
+"""From what a user typed (slash command or CLI) to validated image job parameters.
+
+Shared by /imagine and `python -m bot render`, so both accept and refuse the same things
+with the same messages.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, replace
+
+from bot.config import ImageSettings
+from bot.executor.jobs import ImageMode, ImageParams
+from bot.prompts import PromptError, StylePreset, find_style, parse_prompt
+
+ASPECTS: dict[str, float] = {"1:1": 1.0, "3:2": 1.5, "2:3": 2 / 3, "16:9": 16 / 9, "9:16": 9 / 16}
+ALL_STYLES = "all styles"
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 4
+
+
+class OptionError(ValueError):
+    """A bad option: the message names it, says what was wrong and what is allowed."""
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    prompt: str
+    style: str | None = None
+    negative: str | None = None
+    seed: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    aspect: str | None = None
+    count: int | None = None
+
+
+def random_seed() -> int:
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+def size_for(aspect: str, settings: ImageSettings) -> tuple[int, int]:
+    """A width and height with about the configured area, in the requested shape."""
+    if aspect not in ASPECTS:
+        raise OptionError(f"aspect {aspect!r} is not offered; choose one of: "
+                          f"{', '.join(ASPECTS)}")
+    ratio = ASPECTS[aspect]
+    area = settings.width * settings.height
+    # Multiples of 64 keep every UNet level's size even on real models; tiny models use 8.
+    step = 64 if min(settings.width, settings.height) >= 256 else 8
+    width = max(step, round(math.sqrt(area * ratio) / step) * step)
+    height = max(step, round(math.sqrt(area / ratio) / step) * step)
+    scale = min(1.0, settings.max_side / max(width, height))
+    return (max(step, int(width * scale) // step * step),
+            max(step, int(height * scale) // step * step))
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise OptionError(f"{name} = {value:g} is out of range; choose {low:g}-{high:g}.")
+
+
+def build_image_params(options: ImageOptions, settings: ImageSettings) -> ImageParams:
+    """Validate options and fill in defaults. Raises OptionError or PromptError."""
+    steps = settings.steps if options.steps is None else options.steps
+    _check_range("steps", steps, 1, settings.max_steps)
+    guidance = settings.guidance if options.guidance is None else options.guidance
+    _check_range("guidance", guidance, 0, 30)
+    count = settings.count if options.count is None else options.count
+    _check_range("count", count, 1, MAX_COUNT)
+    if options.seed is not None:
+        _check_range("seed", options.seed, 0, MAX_SEED)
+    width, height = size_for(options.aspect or "1:1", settings)
+    first_seed = random_seed() if options.seed is None else options.seed
+
+    all_styles = (options.style or "").strip().casefold() == ALL_STYLES
+    if all_styles:
+        return _all_styles_params(options, settings, first_seed, steps, guidance, width, height)
+
+    parsed = parse_prompt(
+        options.prompt,
+        styles=settings.styles,
+        style=options.style,
+        negative=options.negative,
+        default_negative=settings.negative_prompt,
+        max_chars=settings.max_prompt_chars,
+    )
+    seeds = _series(first_seed, int(count))
+    return ImageParams(
+        prompt=parsed.prompt,
+        negative=parsed.negative,
+        subject=parsed.subject,
+        style=parsed.style.name if parsed.style else None,
+        seeds=seeds,
+        steps=int(steps),
+        guidance=float(guidance),
+        width=width,
+        height=height,
+    )
+
+
+def _all_styles_params(
+    options: ImageOptions, settings: ImageSettings, seed: int, steps: float, guidance: float,
+    width: int, height: int,
+) -> ImageParams:
+    """One image per preset, same subject and seed: the style sweep."""
+    parsed = [
+        parse_prompt(options.prompt, styles=settings.styles, style=preset.name,
+                     negative=options.negative, default_negative=settings.negative_prompt,
+                     max_chars=settings.max_prompt_chars)
+        for preset in settings.styles
+    ]
+    return ImageParams(
+        prompt=parsed[0].subject,
+        negative=parsed[0].negative,
+        subject=parsed[0].subject,
+        style=ALL_STYLES,
+        seeds=(seed,) * len(parsed),
+        steps=int(steps),
+        guidance=float(guidance),
+        width=width,
+        height=height,
+        labels=tuple(p.style.name if p.style else "" for p in parsed),
+        prompts=tuple(p.prompt for p in parsed),
+        negatives=tuple(p.negative for p in parsed),
+    )
+
+
+def restyled(params: ImageParams, style: StylePreset, settings: ImageSettings) -> ImageParams:
+    """Same subject and seeds, another preset (the style menu)."""
+    parsed = parse_prompt(params.subject, styles=settings.styles, style=style.name,
+                          default_negative=settings.negative_prompt,
+                          max_chars=settings.max_prompt_chars)
+    seeds = params.seeds
+    if params.labels:  # a style sweep repeats one seed; a single style gets the usual series
+        seeds = _series(params.seeds[0], settings.count)
+    return ImageParams(
+        prompt=parsed.prompt, negative=parsed.negative, subject=parsed.subject,
+        style=style.name, seeds=seeds, steps=params.steps, guidance=params.guidance,
+        width=params.width, height=params.height,
+    )
+
+
+def _series(first: int, count: int) -> tuple[int, ...]:
+    """Consecutive seeds, as other Stable Diffusion front ends number a batch."""
+    return tuple((first + i) % (MAX_SEED + 1) for i in range(count))
+
+
+def rerolled(params: ImageParams) -> ImageParams:
+    """Same settings, new seeds."""
+    return replace(params, seeds=_series(random_seed(), params.count))
+
+
+def derived(params: ImageParams, mode: ImageMode, index: int, source_job: str,
+            source_path: str, strength: float) -> ImageParams:
+    """A variation or upscale of image `index` of a finished job."""
+    seed = params.seeds[index] if index < len(params.seeds) else random_seed()
+    prompt = params.prompt_for(index)
+    negative = params.negative_for(index)
+    label = params.labels[index] if index < len(params.labels) else None
+    seeds = _series(random_seed(), MAX_COUNT) if mode is ImageMode.VARIATION else (seed,)
+    return ImageParams(
+        prompt=prompt, negative=negative, subject=params.subject,
+        style=label or (params.style if params.style != ALL_STYLES else None),
+        seeds=seeds, steps=params.steps, guidance=params.guidance,
+        width=params.width, height=params.height, mode=mode, strength=strength,
+        source_job=source_job, source_index=index, source_path=source_path,
+    )
+
+
+__all__ = [
+    "ALL_STYLES",
+    "ASPECTS",
+    "ImageOptions",
+    "OptionError",
+    "PromptError",
+    "build_image_params",
+    "derived",
+    "find_style",
+    "rerolled",
+    "restyled",
+]

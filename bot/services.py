@@ -1,0 +1,67 @@
+"""The objects every cog needs, built once in `serve` and passed in (no globals)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiosqlite
+
+from bot.config import Settings
+from bot.db.connection import open_database
+from bot.db.jobs import JobRepository
+from bot.db.kv import KeyValues
+from bot.engine import ModelRunner
+from bot.executor.executor import Executor, JobHandle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: aiosqlite.Connection
+    jobs: JobRepository
+    kv: KeyValues
+    executor: Executor
+    runner: ModelRunner
+    # Jobs brought back from the database at start; the cogs pick up the ones they own.
+    restored: list[JobHandle]
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings, runner: ModelRunner, *, warm_up: bool = True
+) -> AsyncIterator[Services]:
+    """Database, executor (with jobs restored from the last run) and models, then clean-up."""
+    from bot.app import executor_limits
+
+    db = await open_database(settings.storage.database)
+    jobs = JobRepository(db, settings.storage.images)
+    executor = Executor(runner, executor_limits(settings), store=jobs)
+    try:
+        if warm_up:
+            # Fail at start, with the loader's clear message, rather than on the first job.
+            await asyncio.to_thread(runner.warm_up)
+        await executor.start()
+        restored = await executor.restore()
+        yield Services(settings, db, jobs, KeyValues(db), executor, runner, restored)
+    finally:
+        await executor.stop()
+        await db.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Run the bot until it is stopped: the main job of `python -m bot`."""
+    from bot.app import build_runner
+    from bot.client import GreenheartBot, point_at
+
+    point_at(settings.discord)
+    async with open_services(settings, build_runner(settings)) as services:
+        bot = GreenheartBot(services)
+        async with bot:
+            assert settings.token
+            await bot.start(settings.token)
