@@ -1,0 +1,63 @@
+"""What a finished image job looks like in Discord: grid file, embed, text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import discord
+
+from bot.executor.jobs import ImageMode, ImageParams, ImageResult, Job
+from bot.images import fit_under, make_grid
+from bot.results import parameters_for
+
+EMBED_COLOUR = discord.Colour.from_rgb(67, 181, 129)  # green, for the heart
+MODE_TITLES = {ImageMode.TXT2IMG: "", ImageMode.VARIATION: "Variations of ",
+               ImageMode.UPSCALE: "Upscaled "}
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    data: bytes
+    filename: str
+
+
+def result_file(job: Job, result: ImageResult, *, upload_limit: int, spoiler: bool) -> ResultFile:
+    """The grid (or the single image) as one upload under the channel's size limit."""
+    images = [g.image for g in result.images]
+    labels = [g.label for g in result.images]
+    picture = make_grid(images, labels=labels if any(labels) else None)
+    data, extension = fit_under(picture, upload_limit, parameters_for(job, result, 0))
+    name = f"greenheart-{job.id}.{extension}"
+    return ResultFile(data, f"SPOILER_{name}" if spoiler else name)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def result_content(job: Job) -> str:
+    params = job.params
+    assert isinstance(params, ImageParams)
+    title = MODE_TITLES[params.mode]
+    index = f" (image {params.source_index + 1})" if params.mode is not ImageMode.TXT2IMG else ""
+    return _clip(f"{title}**{params.subject}**{index} — <@{job.user_id}>", 2000)
+
+
+def result_embed(job: Job, result: ImageResult, filename: str, seconds: float) -> discord.Embed:
+    params = job.params
+    assert isinstance(params, ImageParams)
+    embed = discord.Embed(description=_clip(params.prompt, 1000), colour=EMBED_COLOUR)
+    seeds = sorted({g.seed for g in result.images})
+    seed_text = ", ".join(str(s) for s in seeds[:4]) + (" …" if len(seeds) > 4 else "")
+    width, height = result.images[0].image.size
+    embed.add_field(name="Style", value=_clip(params.style or "none", 100))
+    embed.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=seed_text)
+    embed.add_field(name="Steps", value=str(params.steps))
+    embed.add_field(name="Guidance", value=f"{params.guidance:g}")
+    embed.add_field(name="Size", value=f"{width}×{height}")
+    embed.add_field(name="Time", value=f"{seconds:.1f} s")
+    if params.negative:
+        embed.add_field(name="Negative", value=_clip(params.negative, 300), inline=False)
+    embed.set_footer(text=_clip(f"{result.model} · {result.sampler} · job {job.id}", 200))
+    embed.set_image(url=f"attachment://{filename}")
+    return embed

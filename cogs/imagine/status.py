@@ -1,0 +1,158 @@
+"""The status message of a job: what it says at each event, and edits that respect Discord.
+
+Edits are throttled (one per `interval`, only the latest state is sent) and back off when an
+edit was slow, which is what a 429 looks like from here: discord.py sleeps out `retry_after`
+inside the call. While the interaction token lives, edits use it; after ~14 minutes they go
+through the channel with the bot token, so a job that waited long still updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+from PIL.Image import Image
+
+from bot.executor.jobs import Progress, Queued
+
+log = logging.getLogger(__name__)
+
+TOKEN_LIFETIME_S = 14 * 60  # interaction tokens live 15 minutes; keep a margin
+PREVIEW_SIDE = 384
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA unknown"
+    if seconds < 60:
+        return f"ETA ~{max(1, round(seconds))} s"
+    return f"ETA ~{round(seconds / 60)} min"
+
+
+def progress_bar(step: int, total: int, width: int = 12) -> str:
+    filled = round(width * step / max(1, total))
+    return "▰" * filled + "▱" * (width - filled)
+
+
+def queued_text(what: str, event: Queued) -> str:
+    return f"⏳ {what}\nQueued **#{event.position}** · {format_eta(event.eta_s)}"
+
+
+def progress_text(what: str, event: Progress, started: float) -> str:
+    elapsed = time.monotonic() - started
+    return (f"🎨 {what}\n{progress_bar(event.step, event.total)} "
+            f"{event.step}/{event.total} · {elapsed:.0f} s")
+
+
+def preview_file(image: Image) -> discord.File:
+    small = image.copy()
+    small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    buffer = io.BytesIO()
+    small.convert("RGB").save(buffer, format="JPEG", quality=80)
+    buffer.seek(0)
+    return discord.File(buffer, filename="preview.jpg")
+
+
+class StatusMessage:
+    """One message we keep editing: an interaction response or a plain channel message."""
+
+    def __init__(
+        self,
+        message: discord.PartialMessage | discord.Message,
+        interaction: discord.Interaction | None = None,
+    ) -> None:
+        self.message = message
+        self.interaction = interaction
+        self.created = time.monotonic()
+
+    @property
+    def id(self) -> int:
+        return self.message.id
+
+    @property
+    def channel_id(self) -> int:
+        return self.message.channel.id
+
+    async def edit(self, **fields: Any) -> None:
+        fields.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        if self.interaction and time.monotonic() - self.created < TOKEN_LIFETIME_S:
+            try:
+                await self.interaction.edit_original_response(**fields)
+                return
+            except discord.HTTPException as exc:
+                if exc.status not in (401, 404):
+                    raise
+                self.interaction = None  # token gone: use the bot token from now on
+        partial = self.message.channel.get_partial_message(self.message.id)  # type: ignore[union-attr]
+        await partial.edit(**fields)
+
+
+@dataclass
+class _State:
+    content: str
+    preview: Image | None = None
+    view: discord.ui.View | None = None
+
+
+class ThrottledEditor:
+    """Keeps a status message showing the latest state, at most one edit per interval."""
+
+    def __init__(self, status: StatusMessage, interval: float) -> None:
+        self.status = status
+        self.interval = interval
+        self._base_interval = interval
+        self._pending: _State | None = None
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=f"status-{status.id}")
+        self.edits = 0
+
+    def show(self, content: str, preview: Image | None = None,
+             view: discord.ui.View | None = None) -> None:
+        self._pending = _State(content, preview, view)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            state, self._pending = self._pending, None
+            if state is None:
+                continue
+            started = time.monotonic()
+            try:
+                await self._apply(state)
+            except discord.HTTPException as exc:
+                log.warning("status edit failed (%s); will retry with the next update", exc)
+            took = time.monotonic() - started
+            # A slow edit means we were rate limited: space the next ones out.
+            if took > self.interval:
+                self.interval = min(self.interval * 2, 30.0)
+            else:
+                self.interval = max(self._base_interval, self.interval * 0.75)
+            await asyncio.sleep(self.interval)
+
+    async def _apply(self, state: _State) -> None:
+        fields: dict[str, Any] = {"content": state.content}
+        if state.preview is not None:
+            fields["attachments"] = [preview_file(state.preview)]
+        if state.view is not None:
+            fields["view"] = state.view
+        await self.status.edit(**fields)
+        self.edits += 1
+
+    async def close(self, content: str, view: discord.ui.View | None = None) -> None:
+        """Stop the updates and show a final state at once (no preview, no buttons)."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        try:
+            await self.status.edit(content=content, attachments=[],
+                                   view=view if view is not None else None)
+        except discord.HTTPException as exc:
+            log.warning("final status edit failed: %s", exc)

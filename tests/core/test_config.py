@@ -1,0 +1,104 @@
+"""Config loading: defaults, every bad value named with what is allowed, unknown keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings, settings_from_mapping
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def problems_of(raw: dict) -> list[str]:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(raw)
+    return info.value.problems
+
+
+def test_shipped_config_loads_and_matches_defaults() -> None:
+    settings = load_settings(ROOT / "config.toml", env={"DISCORD_TOKEN": "secret"})
+    defaults = settings_from_mapping({}, base_dir=ROOT, env={})
+    assert settings.image == defaults.image
+    assert settings.story == defaults.story
+    assert settings.executor == defaults.executor
+    assert settings.token == "secret"
+    assert settings.storage.database == ROOT / "data/greenheart.sqlite3"
+    assert [s.name for s in settings.image.styles][:3] == ["painting", "pencil drawing",
+                                                          "watercolor"]
+
+
+def test_bad_value_names_key_value_and_range() -> None:
+    assert problems_of({"image": {"steps": 500}}) == ["image.steps = 500: must be 1-150"]
+
+
+def test_all_problems_reported_at_once() -> None:
+    problems = problems_of({
+        "image": {"scheduler": "fastest", "width": 500, "attention_slicing": "yes"},
+        "executor": {"per_user_limit": 0},
+        "discord": {"gateway_url": "http://x", "guilds": ["abc"]},
+    })
+    text = "\n".join(problems)
+    assert 'image.scheduler = "fastest": must be one of: euler, euler_a' in text
+    assert "image.width = 500: must be a multiple of 8" in text
+    assert 'image.attention_slicing = "yes": must be true or false' in text
+    assert "executor.per_user_limit = 0: must be 1-1000" in text
+    assert 'discord.gateway_url = "http://x": must start with ws:// or wss://' in text
+    assert "discord.guilds" in text
+    assert len(problems) == 6
+
+
+def test_unknown_keys_and_sections_are_reported() -> None:
+    problems = problems_of({"image": {"stepz": 20}, "imagee": {}})
+    assert any("unknown section [imagee]" in p for p in problems)
+    assert any(p.startswith("image.stepz: unknown key; known keys: model, scheduler")
+               for p in problems)
+
+
+def test_token_in_file_is_refused() -> None:
+    problems = problems_of({"discord": {"token": "abc"}})
+    assert problems == ["discord.token: secrets are not read from the file; set the "
+                        "DISCORD_TOKEN environment variable"]
+
+
+def test_cross_checks() -> None:
+    problems = problems_of({"image": {"steps": 80, "max_steps": 60},
+                            "story": {"style": "nope"}})
+    assert any("image.steps = 80: must not exceed image.max_steps (60)" in p for p in problems)
+    assert any('story.style = "nope": must be one of the image styles' in p for p in problems)
+
+
+def test_custom_styles_replace_the_presets() -> None:
+    settings = settings_from_mapping({
+        "image": {"styles": {"ukiyo-e": {"phrase": "ukiyo-e woodblock print"},
+                             "noir": {"phrase": "film noir", "negative": "color"}}},
+        "story": {"style": "noir"},
+    })
+    assert [(s.name, s.negative) for s in settings.image.styles] == [("ukiyo-e", ""),
+                                                                     ("noir", "color")]
+
+
+def test_bad_style_table() -> None:
+    problems = problems_of({"image": {"styles": {"x": {"negative": "y", "colour": 1}}}})
+    assert "image.styles.x: unknown key(s) colour; known keys: phrase, negative" in problems
+    assert "image.styles.x.phrase: must be a non-empty string" in problems
+
+
+def test_relative_paths_follow_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "conf" / "bot.toml"
+    config.parent.mkdir()
+    config.write_text('[storage]\ndatabase = "db/x.sqlite3"\n', encoding="utf-8")
+    settings = load_settings(config, env={})
+    assert settings.storage.database == config.parent / "db/x.sqlite3"
+    assert settings.storage.images == config.parent / "data/images"
+    assert settings.token is None
+
+
+def test_missing_or_broken_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[image\nsteps = 3", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(broken)
