@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import discord
 import yarl
@@ -40,7 +41,9 @@ class GuardedTree(app_commands.CommandTree["GreenheartBot"]):
 
 
 class GreenheartBot(commands.Bot):
-    def __init__(self, services: Services, extensions: Sequence[str] = EXTENSIONS) -> None:
+    def __init__(
+        self, services: Services, extensions: Sequence[str] = EXTENSIONS, **options: Any
+    ) -> None:
         settings = services.settings.discord
         intents = discord.Intents.default()
         intents.message_content = settings.message_content
@@ -51,6 +54,7 @@ class GreenheartBot(commands.Bot):
             # Echoed prompts must never ping anyone.
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            **options,
         )
         self.services = services
         self.extension_names = tuple(extensions)

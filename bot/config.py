@@ -46,10 +46,13 @@ def _one_of(*choices: str) -> Check:
     return check
 
 
-def _multiple_of_8(low: int, high: int) -> Check:
+def _multiple_of_8(low: int, high: int, *, zero_means: str = "") -> Check:
     def check(value: Any) -> str | None:
+        if zero_means and value == 0:
+            return None
         if not low <= value <= high:
-            return f"must be {low}-{high}"
+            extra = f", or 0 for {zero_means}" if zero_means else ""
+            return f"must be {low}-{high}{extra}"
         return None if value % 8 == 0 else "must be a multiple of 8"
 
     return check
@@ -108,8 +111,9 @@ class ImageSettings:
     steps: int = setting(25, _between(1, 150))
     max_steps: int = setting(60, _between(1, 150))
     guidance: float = setting(7.0, _between(0, 30))
-    width: int = setting(512, _multiple_of_8(64, 2048))
-    height: int = setting(512, _multiple_of_8(64, 2048))
+    # 0 = the model's own size (512 for SD 1.5, 768 for SD 2, 1024 for SDXL).
+    width: int = setting(0, _multiple_of_8(64, 2048, zero_means="the model's own size"))
+    height: int = setting(0, _multiple_of_8(64, 2048, zero_means="the model's own size"))
     max_side: int = setting(1024, _multiple_of_8(64, 2048))
     count: int = setting(4, _between(1, 4))
     negative_prompt: str = setting("lowres, blurry, watermark, text, deformed")

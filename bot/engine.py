@@ -67,6 +67,11 @@ class ModelRunner:
             self._text = writer
         return self._text
 
+    @property
+    def native_size(self) -> int:
+        """The image model's own side in pixels (loads the model if needed)."""
+        return self.image_engine.default_size
+
     def warm_up(self, *, image: bool = True, text: bool = False) -> None:
         """Load models now, so a missing model is reported at start, not at first use."""
         if image:

@@ -40,15 +40,21 @@ def random_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
 
-def size_for(aspect: str, settings: ImageSettings) -> tuple[int, int]:
-    """A width and height with about the configured area, in the requested shape."""
+def base_size(settings: ImageSettings, native: int) -> tuple[int, int]:
+    """The 1:1 size: the configured one, or the model's own (`native`) where it is 0."""
+    return (settings.width or native, settings.height or native)
+
+
+def size_for(aspect: str, settings: ImageSettings, native: int = 512) -> tuple[int, int]:
+    """A width and height with about the base area, in the requested shape."""
     if aspect not in ASPECTS:
         raise OptionError(f"aspect {aspect!r} is not offered; choose one of: "
                           f"{', '.join(ASPECTS)}")
     ratio = ASPECTS[aspect]
-    area = settings.width * settings.height
+    base_w, base_h = base_size(settings, native)
+    area = base_w * base_h
     # Multiples of 64 keep every UNet level's size even on real models; tiny models use 8.
-    step = 64 if min(settings.width, settings.height) >= 256 else 8
+    step = 64 if min(base_w, base_h) >= 256 else 8
     width = max(step, round(math.sqrt(area * ratio) / step) * step)
     height = max(step, round(math.sqrt(area / ratio) / step) * step)
     scale = min(1.0, settings.max_side / max(width, height))
@@ -61,7 +67,9 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
         raise OptionError(f"{name} = {value:g} is out of range; choose {low:g}-{high:g}.")
 
 
-def build_image_params(options: ImageOptions, settings: ImageSettings) -> ImageParams:
+def build_image_params(
+    options: ImageOptions, settings: ImageSettings, native: int = 512
+) -> ImageParams:
     """Validate options and fill in defaults. Raises OptionError or PromptError."""
     steps = settings.steps if options.steps is None else options.steps
     _check_range("steps", steps, 1, settings.max_steps)
@@ -71,7 +79,7 @@ def build_image_params(options: ImageOptions, settings: ImageSettings) -> ImageP
     _check_range("count", count, 1, MAX_COUNT)
     if options.seed is not None:
         _check_range("seed", options.seed, 0, MAX_SEED)
-    width, height = size_for(options.aspect or "1:1", settings)
+    width, height = size_for(options.aspect or "1:1", settings, native)
     first_seed = random_seed() if options.seed is None else options.seed
 
     all_styles = (options.style or "").strip().casefold() == ALL_STYLES

@@ -30,6 +30,8 @@ class Services:
     runner: ModelRunner
     # Jobs brought back from the database at start; the cogs pick up the ones they own.
     restored: list[JobHandle]
+    # The image model's own side in pixels: the size of a 1:1 picture unless configured.
+    native_size: int = 512
 
 
 @asynccontextmanager
@@ -43,12 +45,14 @@ async def open_services(
     jobs = JobRepository(db, settings.storage.images)
     executor = Executor(runner, executor_limits(settings), store=jobs)
     try:
+        native = 512
         if warm_up:
             # Fail at start, with the loader's clear message, rather than on the first job.
             await asyncio.to_thread(runner.warm_up)
+            native = runner.native_size
         await executor.start()
         restored = await executor.restore()
-        yield Services(settings, db, jobs, KeyValues(db), executor, runner, restored)
+        yield Services(settings, db, jobs, KeyValues(db), executor, runner, restored, native)
     finally:
         await executor.stop()
         await db.close()

@@ -22,13 +22,11 @@ from bot.results import parameters_for, save_images
 
 async def render(settings: Settings, args: argparse.Namespace) -> int:
     settings = with_model(settings, args.model)
+    options = ImageOptions(prompt=args.prompt, style=args.style, negative=args.negative,
+                           seed=args.seed, steps=args.steps, guidance=args.guidance,
+                           aspect=args.aspect, count=args.count)
     try:
-        params = build_image_params(
-            ImageOptions(prompt=args.prompt, style=args.style, negative=args.negative,
-                         seed=args.seed, steps=args.steps, guidance=args.guidance,
-                         aspect=args.aspect, count=args.count),
-            settings.image,
-        )
+        build_image_params(options, settings.image)  # bad options fail before the model loads
     except (OptionError, PromptError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -39,6 +37,7 @@ async def render(settings: Settings, args: argparse.Namespace) -> int:
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    params = build_image_params(options, settings.image, runner.native_size)
     job = Job(user_id=0, user_name="cli", params=params)
     async with Executor(runner, executor_limits(settings)) as executor:
         handle = await executor.submit(job)

@@ -40,6 +40,9 @@ class ImagineCog(commands.Cog, name="Imagine"):
         if mine:
             asyncio.create_task(self._resume(mine))  # noqa: RUF006 - kept by the tasks it starts
 
+    async def cog_unload(self) -> None:
+        await self.actions.close()
+
     async def _resume(self, handles: list) -> None:  # type: ignore[type-arg]
         await self.bot.wait_until_ready()
         for handle in handles:
@@ -76,6 +79,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
                 ImageOptions(prompt=prompt, style=style, negative=negative, seed=seed,
                              steps=steps, guidance=guidance, aspect=aspect, count=count),
                 settings,
+                self.services.native_size,
             )
         except (OptionError, PromptError) as exc:
             await interaction.response.send_message(f"⚠️ {exc}", ephemeral=True)

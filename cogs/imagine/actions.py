@@ -88,6 +88,12 @@ class ImagineActions:
         self.buttons = ImagineButtons(self)
         self._tasks: set[asyncio.Task[None]] = set()
 
+    async def close(self) -> None:
+        """Stop following jobs (the bot is shutting down; they resume after a restart)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     # ----- starting jobs --------------------------------------------------------------------
 
     def new_job(self, user: discord.abc.User, params: ImageParams,

@@ -1,0 +1,102 @@
+"""The real bot (services, executor, tiny models, SQLite file) against the Discord double.
+
+`BotHarness.restart()` stops the bot and its services and starts new ones on the same
+database and image folder, as a process restart would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import build_runner
+from bot.client import GreenheartBot
+from bot.config import Settings, settings_from_mapping
+from bot.engine import ModelRunner
+from bot.pipelines.tiny import TinyModelPaths, build_tiny_models
+from bot.services import Services, open_services
+from tests.discord_double import DiscordDouble
+from tests.discord_double.fixtures import SeededWorld, connect_client
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModelPaths:
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+def harness_settings(
+    tiny: TinyModelPaths, tmp: Path, double: DiscordDouble, **overrides: dict[str, Any]
+) -> Settings:
+    raw: dict[str, dict[str, Any]] = {
+        "discord": {"api_base": double.api_base, "gateway_url": double.gateway_url,
+                    "status_edit_interval": 0.5},
+        "image": {"model": str(tiny.image), "steps": 4, "max_steps": 20},
+        "story": {"model": str(tiny.story), "max_new_tokens": 16, "steps": 2},
+        "storage": {"database": str(tmp / "greenheart.sqlite3"), "images": str(tmp / "images")},
+    }
+    for section, values in overrides.items():
+        raw.setdefault(section, {}).update(values)
+    return settings_from_mapping(raw, env={"DISCORD_TOKEN": double.token})
+
+
+@dataclass
+class BotHarness:
+    double: DiscordDouble
+    world: SeededWorld
+    settings: Settings
+    runner_factory: Callable[[Settings], ModelRunner] = build_runner
+    bot: GreenheartBot | None = None
+    services: Services | None = None
+    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+
+    async def start(self) -> None:
+        stack = contextlib.AsyncExitStack()
+        services = await stack.enter_async_context(
+            open_services(self.settings, self.runner_factory(self.settings)))
+        bot = GreenheartBot(services, guild_ready_timeout=0.1)
+        await stack.enter_async_context(connect_client(self.double, bot))
+        self.bot, self.services, self._stack = bot, services, stack
+
+    async def stop(self) -> None:
+        await self._stack.aclose()
+        self.bot = self.services = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    @property
+    def guild_id(self) -> int:
+        return int(self.world.guild.id)
+
+    @property
+    def studio_id(self) -> int:
+        return int(self.world.studio.id)
+
+    async def slash(self, name: str, user: Any = None, channel_id: int | None = None,
+                    **options: Any) -> Any:
+        user = user or self.world.alice
+        return await self.double.invoke_slash(
+            self.guild_id, channel_id or self.studio_id, int(user.id), name,
+            options={k: v for k, v in options.items() if v is not None})
+
+
+@pytest.fixture
+async def bot_harness(
+    tiny_models: TinyModelPaths, tmp_path: Path, discord_double: DiscordDouble,
+    discord_world: SeededWorld,
+) -> AsyncIterator[BotHarness]:
+    harness = BotHarness(discord_double, discord_world,
+                         harness_settings(tiny_models, tmp_path, discord_double))
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.stop()
+        await asyncio.sleep(0)
