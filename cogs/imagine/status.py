@@ -114,6 +114,9 @@ class ThrottledEditor:
 
     def show(self, content: str, preview: Image | None = None,
              view: discord.ui.View | None = None) -> None:
+        # A newer state without a preview must not drop a preview that was never shown.
+        if preview is None and self._pending is not None:
+            preview = self._pending.preview
         self._pending = _State(content, preview, view)
         self._wake.set()
 
