@@ -48,6 +48,45 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: story threads: one row per story, one per line (text, author, picture, message)
+    """
+    CREATE TABLE stories (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id    INTEGER,                    -- NULL for stories written by the CLI
+        channel_id  INTEGER,                    -- the channel the thread was opened from
+        thread_id   INTEGER UNIQUE,
+        title       TEXT NOT NULL,
+        style       TEXT,                       -- style preset name of the illustrations
+        author_id   INTEGER NOT NULL,
+        author_name TEXT NOT NULL DEFAULT '',
+        state       TEXT NOT NULL DEFAULT 'open',  -- open | ended
+        created_at  REAL NOT NULL,
+        ended_at    REAL
+    );
+    CREATE INDEX stories_by_guild ON stories(guild_id, created_at);
+    CREATE TABLE story_lines (
+        story_id     INTEGER NOT NULL REFERENCES stories(id) ON DELETE CASCADE,
+        number       INTEGER NOT NULL,          -- 1 = the seed
+        source       TEXT NOT NULL,             -- seed | model | member
+        text         TEXT NOT NULL,
+        author_id    INTEGER NOT NULL,          -- who wrote it, or asked the model for it
+        author_name  TEXT NOT NULL DEFAULT '',
+        model        TEXT,                      -- the text model, for model lines
+        text_job_id  TEXT,                      -- no foreign keys to jobs: a job row may be
+        image_job_id TEXT,                      -- deleted, the story keeps its picture
+        image_path   TEXT,
+        image_seed   INTEGER,
+        image_error  TEXT,                      -- why the line has no picture
+        image_nsfw   INTEGER NOT NULL DEFAULT 0,  -- flagged by the safety checker
+        revision     INTEGER NOT NULL DEFAULT 0,  -- times rewritten
+        redraws      INTEGER NOT NULL DEFAULT 0,  -- times re-illustrated
+        message_id   INTEGER,
+        created_at   REAL NOT NULL,
+        updated_at   REAL NOT NULL,
+        PRIMARY KEY (story_id, number)
+    );
+    CREATE INDEX story_lines_by_message ON story_lines(message_id);
+    """,
 ]
 
 

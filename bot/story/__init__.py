@@ -1,0 +1,42 @@
+"""Story threads: the model and members write lines, every line gets a picture."""
+
+from bot.story.models import Author, LineSource, Story, StoryLine, StoryState, model_label
+from bot.story.repository import StoryRepository
+from bot.story.requests import (
+    MAX_LINE_CHARS,
+    MAX_TITLE_CHARS,
+    StoryOptionError,
+    clean_line,
+    clean_title,
+    derive_seed,
+    illustration_params,
+    resolve_style,
+    text_params,
+)
+from bot.story.teller import Resumed, StoryError, StoryTeller, is_story_job
+from bot.story.turns import Turn, Turns
+
+__all__ = [
+    "MAX_LINE_CHARS",
+    "MAX_TITLE_CHARS",
+    "Author",
+    "LineSource",
+    "Resumed",
+    "Story",
+    "StoryError",
+    "StoryLine",
+    "StoryOptionError",
+    "StoryRepository",
+    "StoryState",
+    "StoryTeller",
+    "Turn",
+    "Turns",
+    "clean_line",
+    "clean_title",
+    "derive_seed",
+    "illustration_params",
+    "is_story_job",
+    "model_label",
+    "resolve_style",
+    "text_params",
+]

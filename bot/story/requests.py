@@ -1,0 +1,157 @@
+"""From what members typed to validated story values, and from a story to job parameters.
+
+Pure functions: the cog, the CLI and the tests share the same checks and messages. Seeds are
+derived from the story id and line number, so a story's pictures (and texts) can be
+reproduced, and a redraw or rewrite gets a new but still deterministic seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from bot.config import Settings
+from bot.executor.jobs import ImageParams, TextParams
+from bot.prompts import clean_prompt, find_blocked_term, find_style, parse_prompt, style_names
+
+MAX_LINE_CHARS = 1500  # leaves room for the decorations in a 2000-character message
+MAX_TITLE_CHARS = 100  # Discord's limit for a thread name
+DEFAULT_TITLE_CHARS = 60
+# Lines sent to the text model are trimmed to about this many characters per context token;
+# the writer trims exactly by tokens, this only keeps a 200-line story's job row small.
+CHARS_PER_TOKEN = 8
+
+
+class StoryOptionError(ValueError):
+    """A bad option: the message names it, says what was wrong and what is allowed."""
+
+
+def clean_line(text: str, settings: Settings, *, option: str = "text",
+               nsfw_allowed: bool = False) -> str:
+    """A member's line (or the seed), cleaned; raises StoryOptionError. Terms listed in
+    safety.nsfw_terms pass only where `nsfw_allowed` (a channel marked NSFW)."""
+    line = clean_prompt(text)
+    if not line:
+        raise StoryOptionError(f"`{option}` is empty; write a sentence for the story.")
+    if len(line) > MAX_LINE_CHARS:
+        raise StoryOptionError(
+            f"`{option}` is {len(line)} characters; a line may have at most {MAX_LINE_CHARS}.")
+    _refuse_blocked(line, settings, option, nsfw_allowed)
+    return line
+
+
+def clean_title(title: str | None, seed: str, settings: Settings, *,
+                nsfw_allowed: bool = False) -> str:
+    """The given title, or the seed's first words; raises StoryOptionError."""
+    if title is not None and title.strip():
+        cleaned = clean_prompt(title)
+        if len(cleaned) > MAX_TITLE_CHARS:
+            raise StoryOptionError(f"`title` is {len(cleaned)} characters; the limit is "
+                                   f"{MAX_TITLE_CHARS}.")
+        _refuse_blocked(cleaned, settings, "title", nsfw_allowed)
+        if cleaned:
+            return cleaned
+    return shorten(seed, DEFAULT_TITLE_CHARS).rstrip(".…!?,;: ") or "A story"
+
+
+def resolve_style(style: str | None, settings: Settings) -> str | None:
+    """A preset name for the story's pictures: the given one, else the configured default."""
+    wanted = (style or "").strip()
+    if not wanted:
+        default = settings.story.style
+        preset = find_style(settings.image.styles, default) if default else None
+        return preset.name if preset else None
+    preset = find_style(settings.image.styles, wanted)
+    if preset is None:
+        choices = ", ".join(style_names(settings.image.styles)) or "(no presets configured)"
+        raise StoryOptionError(f"`style` {wanted!r} is not a style preset; choose one of: "
+                               f"{choices}.")
+    return preset.name
+
+
+def _refuse_blocked(text: str, settings: Settings, option: str, nsfw_allowed: bool) -> None:
+    # The term itself is not echoed: the refusal may be seen by others.
+    if find_blocked_term(text, settings.safety.blocked_terms) is not None:
+        raise StoryOptionError(f"`{option}` contains a blocked term; please rephrase it.")
+    if not nsfw_allowed and find_blocked_term(text, settings.safety.nsfw_terms) is not None:
+        raise StoryOptionError(f"`{option}` contains a term that is only allowed in channels "
+                               "marked NSFW; please rephrase it.")
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut at a word boundary to at most `limit` characters (with "…" when cut)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    if " " in head[limit // 2 :]:
+        head = head.rsplit(" ", 1)[0]
+    return head.rstrip(",;:-– ") + "…"
+
+
+# ----- seeds ----------------------------------------------------------------------------------
+
+
+def derive_seed(story_id: int, number: int, variant: int, purpose: str) -> int:
+    """A 32-bit seed for one line's picture or text; `variant` counts redraws or rewrites."""
+    key = f"greenheart-story:{purpose}:{story_id}:{number}:{variant}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big")
+
+
+# ----- job parameters -------------------------------------------------------------------------
+
+
+def recent_lines(lines: Sequence[str], budget_chars: int) -> tuple[str, ...]:
+    """The newest lines whose total length fits `budget_chars` (the writer trims exactly)."""
+    kept: list[str] = []
+    used = 0
+    for line in reversed(lines):
+        used += len(line) + 1
+        if used > budget_chars:
+            break
+        kept.append(line)
+    return tuple(reversed(kept))
+
+
+def text_params(
+    story_id: int, texts: Sequence[str], number: int, revision: int, settings: Settings
+) -> TextParams:
+    """The text job for line `number`, written after `texts` (the seed first)."""
+    if not texts:
+        raise ValueError("a story always has its seed line")
+    budget = settings.story.context_tokens * CHARS_PER_TOKEN
+    return TextParams(
+        seed_line=texts[0],
+        lines=recent_lines(texts[1:], budget),
+        rng_seed=derive_seed(story_id, number, revision, "text"),
+        max_chars=MAX_LINE_CHARS,
+    )
+
+
+def illustration_params(
+    story_id: int, style: str | None, text: str, number: int, redraws: int, settings: Settings
+) -> ImageParams:
+    """The picture of one line: the line as the subject, the story's style around it."""
+    image = settings.image
+    preset = find_style(image.styles, style) if style else None
+    # A '|' would be read as an inline style; the whole line is the subject here.
+    subject = text.replace("|", "/")
+    room = image.max_prompt_chars - (len(preset.phrase) + 2 if preset else 0)
+    parsed = parse_prompt(
+        shorten(subject, max(room, 10)),
+        styles=image.styles,
+        style=preset.name if preset else None,
+        default_negative=image.negative_prompt,
+        max_chars=image.max_prompt_chars,
+    )
+    return ImageParams(
+        prompt=parsed.prompt,
+        negative=parsed.negative,
+        subject=parsed.subject,
+        style=preset.name if preset else None,
+        seeds=(derive_seed(story_id, number, redraws, "image"),),
+        steps=settings.story.steps or image.steps,
+        guidance=image.guidance,
+        width=image.width,
+        height=image.height,
+    )

@@ -1,0 +1,306 @@
+"""Story operations on top of the executor: start, continue, add, rewrite, redraw.
+
+Discord-free, so the cog and `python -m bot story` run the same code. Each operation returns
+the line as it now stands; the caller posts it. Callers serialise operations on one story
+(see `bot.story.turns`): the line numbers and the model's context assume nobody else writes
+in between.
+
+Jobs carry their story in `origin` ({"kind": "story", "story_id", "op", "line", "step"}), so
+after a restart `resume` can finish what a restored job started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings
+from bot.db.jobs import JobRepository
+from bot.executor.executor import Executor, JobHandle, Refused
+from bot.executor.jobs import (
+    Cancelled,
+    Done,
+    Failed,
+    ImageParams,
+    ImageResult,
+    Job,
+    JobEvent,
+    JobState,
+    TextParams,
+    TextResult,
+)
+from bot.prompts import PromptError
+from bot.results import save_images
+from bot.story.models import Author, LineSource, Story, StoryLine
+from bot.story.repository import StoryRepository
+from bot.story.requests import illustration_params, text_params
+
+log = logging.getLogger(__name__)
+
+ORIGIN_KIND = "story"
+STORE_WAIT_S = 30.0  # how long to wait for the job store to write a finished job's PNG
+
+
+class StoryError(Exception):
+    """An operation could not be done; `reason` is meant for the members. `public` errors
+    concern everyone in the story (the model could not write a line); the others only the
+    member who asked (the story has ended, the queue is full)."""
+
+    def __init__(self, reason: str, *, public: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.public = public
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A story operation finished after a restart."""
+
+    story: Story
+    line: StoryLine | None  # None when it failed (see `error`)
+    error: StoryError | None = None
+
+
+def is_story_job(job: Job) -> bool:
+    return job.origin.get("kind") == ORIGIN_KIND
+
+
+class StoryTeller:
+    def __init__(self, stories: StoryRepository, jobs: JobRepository, executor: Executor,
+                 settings: Settings) -> None:
+        self.stories = stories
+        self.jobs = jobs
+        self.executor = executor
+        self.settings = settings
+
+    # ----- operations ---------------------------------------------------------------------------
+
+    async def start(self, *, seed: str, title: str, style: str | None, author: Author,
+                    guild_id: int | None = None, channel_id: int | None = None,
+                    thread_id: int | None = None) -> tuple[Story, StoryLine]:
+        """Create a story with its seed as line 1 (not illustrated yet: see `illustrate`)."""
+        story = await self.stories.create(title=title, style=style, author=author,
+                                          guild_id=guild_id, channel_id=channel_id,
+                                          thread_id=thread_id)
+        line = await self.stories.add_line(story.id, 1, source=LineSource.SEED, text=seed,
+                                           author=author)
+        return story, line
+
+    async def continue_story(self, story: Story, asked_by: Author, *,
+                             resume: JobHandle | None = None) -> StoryLine:
+        """The model writes the next line; then it is illustrated."""
+        story = await self._open(story)
+        lines = await self.stories.lines(story.id)
+        number = len(lines) + 1
+        if resume is None:
+            self._check_room(len(lines))
+            params = text_params(story.id, [line.text for line in lines], number, 0,
+                                 self.settings)
+            handle = await self._submit(asked_by, params, story, "continue", number, "text")
+        else:
+            handle = resume
+            number = int(handle.job.origin.get("line", number))
+        text, model = await self._text_of(handle, number)
+        existing = await self.stories.line(story.id, number)
+        if existing is None or existing.text_job_id != handle.job.id:
+            if existing is not None:  # someone else's line took the number meanwhile
+                number = await self.stories.count_lines(story.id) + 1
+            await self.stories.add_line(story.id, number, source=LineSource.MODEL, text=text,
+                                        author=asked_by, model=model,
+                                        text_job_id=handle.job.id)
+        return await self.illustrate(story, number, asked_by, op="continue")
+
+    async def add_line(self, story: Story, text: str, author: Author) -> StoryLine:
+        """A member's line (already validated with `clean_line`), then its picture."""
+        story = await self._open(story)
+        count = await self.stories.count_lines(story.id)
+        self._check_room(count)
+        number = count + 1
+        await self.stories.add_line(story.id, number, source=LineSource.MEMBER, text=text,
+                                    author=author)
+        try:
+            return await self.illustrate(story, number, author, op="add", refuse=True)
+        except StoryError:
+            # Refused by the queue: the member may try again, so the line is not kept.
+            await self.stories.delete_line(story.id, number)
+            raise
+
+    async def rewrite(self, story: Story, number: int, asked_by: Author, *,
+                      resume: JobHandle | None = None) -> StoryLine:
+        """The model writes line `number` (the latest, a model line) again."""
+        story = await self._open(story)
+        lines = await self.stories.lines(story.id)
+        if resume is None:
+            latest = lines[-1] if lines else None
+            if latest is None or latest.number != number or not latest.by_model:
+                raise StoryError(_why_not_rewrite(number, latest))
+            params = text_params(story.id, [line.text for line in lines[:-1]], number,
+                                 latest.revision + 1, self.settings)
+            handle = await self._submit(asked_by, params, story, "rewrite", number, "text")
+        else:
+            handle = resume
+        text, model = await self._text_of(handle, number)
+        await self.stories.rewrite_line(story.id, number, text=text, author=asked_by,
+                                        model=model, text_job_id=handle.job.id)
+        return await self.illustrate(story, number, asked_by, op="rewrite")
+
+    async def redraw(self, story: Story, number: int, asked_by: Author) -> StoryLine:
+        """A new picture for line `number`, with the next seed of its series."""
+        story = await self._open(story)
+        line = await self.stories.line(story.id, number)
+        if line is None:
+            raise StoryError(f"Line {number} is not part of this story (anymore).")
+        return await self.illustrate(story, number, asked_by, op="redraw", refuse=True,
+                                     next_seed=True)
+
+    async def illustrate(self, story: Story, number: int, asked_by: Author, *, op: str,
+                         resume: JobHandle | None = None, refuse: bool = False,
+                         next_seed: bool = False) -> StoryLine:
+        """Render line `number`'s picture and record it (or why there is none).
+
+        With `refuse`, a job the queue refuses raises StoryError; otherwise the line keeps
+        the refusal as its `image_error` (the text stays, 🎨 Redraw can try again)."""
+        handle = resume
+        if handle is None:
+            line = await self._line(story, number)
+            redraws = line.redraws + 1 if next_seed else line.redraws
+            try:
+                params = illustration_params(story.id, story.style, line.text, number, redraws,
+                                             self.settings)
+                handle = await self._submit(asked_by, params, story, op, number, "image")
+            except (StoryError, PromptError) as exc:
+                reason = exc.reason if isinstance(exc, StoryError) else str(exc)
+                if refuse:
+                    raise StoryError(reason) from exc
+                await self.stories.set_image_error(story.id, number, reason)
+                return await self._line(story, number)
+            if next_seed:
+                await self.stories.count_redraw(story.id, number)
+            await self.stories.set_image_job(story.id, number, handle.job.id, params.seeds[0])
+        final = await handle.wait()
+        if isinstance(final, Done) and isinstance(final.result, ImageResult):
+            path = await self._stored_image(handle.job, final.result)
+            await self.stories.set_image(story.id, number, path,
+                                         nsfw=final.result.images[0].nsfw)
+        else:
+            reason = _reason(final, "picture")
+            current = await self._line(story, number)
+            if next_seed and current.image_path is not None:
+                # A failed redraw leaves the old picture in place: say so, don't erase it.
+                raise StoryError(f"Line {number} could not be redrawn. {reason}", public=True)
+            await self.stories.set_image_error(story.id, number, reason)
+        return await self._line(story, number)
+
+    async def settle(self, story: Story, line: StoryLine) -> StoryLine:
+        """A line a crash left unposted, with no job running for it: give it its picture
+        from the job store, or render it now, or record why there is none."""
+        if line.image_path is not None or line.image_error is not None:
+            return line
+        if line.image_job_id is None:
+            return await self.illustrate(story, line.number, line.author, op="settle")
+        record = await self.jobs.get(line.image_job_id)
+        if record is not None and record.state is JobState.DONE and record.images:
+            await self.stories.set_image(story.id, line.number, record.images[0].path,
+                                         nsfw=record.images[0].nsfw)
+        else:
+            reason = record.reason if record is not None and record.reason else \
+                "the picture was lost when the bot restarted; press 🎨 Redraw"
+            await self.stories.set_image_error(story.id, line.number, reason)
+        return await self._line(story, line.number)
+
+    async def resume(self, handle: JobHandle) -> Resumed | None:
+        """Finish the operation a restored job belongs to; None when its story is gone."""
+        origin = handle.job.origin
+        story = await self.stories.get(int(origin.get("story_id", 0)))
+        if story is None:
+            return None
+        number = int(origin.get("line", 0))
+        asked_by = Author(handle.job.user_id, handle.job.user_name)
+        try:
+            if origin.get("step") == "text" and origin.get("op") == "rewrite":
+                line = await self.rewrite(story, number, asked_by, resume=handle)
+            elif origin.get("step") == "text":
+                line = await self.continue_story(story, asked_by, resume=handle)
+            else:
+                line = await self.illustrate(story, number, asked_by, op=str(origin.get("op")),
+                                             resume=handle)
+        except StoryError as exc:
+            return Resumed(story, None, exc)
+        return Resumed(story, line)
+
+    # ----- helpers ------------------------------------------------------------------------------
+
+    async def _open(self, story: Story) -> Story:
+        current = await self.stories.get(story.id)
+        if current is None:
+            raise StoryError("This story no longer exists.")
+        if not current.open:
+            raise StoryError(f"The story “{current.title}” has ended; start a new one with "
+                             "/story start.")
+        return current
+
+    def _check_room(self, count: int) -> None:
+        limit = self.settings.story.max_lines
+        if count >= limit:
+            raise StoryError(f"This story has reached its {limit} lines; end it with "
+                             "/story end and start another.")
+
+    async def _line(self, story: Story, number: int) -> StoryLine:
+        line = await self.stories.line(story.id, number)
+        if line is None:
+            raise StoryError(f"Line {number} is not part of this story (anymore).")
+        return line
+
+    async def _submit(self, asked_by: Author, params: TextParams | ImageParams, story: Story,
+                      op: str, number: int, step: str) -> JobHandle:
+        origin: dict[str, Any] = {"kind": ORIGIN_KIND, "story_id": story.id, "op": op,
+                                  "line": number, "step": step}
+        if story.thread_id is not None:
+            origin.update(guild_id=story.guild_id, channel_id=story.thread_id)
+        job = Job(user_id=asked_by.id, user_name=asked_by.name, params=params, origin=origin)
+        try:
+            return await self.executor.submit(job)
+        except Refused as exc:
+            raise StoryError(exc.reason) from exc
+
+    async def _text_of(self, handle: JobHandle, number: int) -> tuple[str, str]:
+        final = await handle.wait()
+        if isinstance(final, Done) and isinstance(final.result, TextResult):
+            return final.result.text, final.result.model
+        raise StoryError(f"Line {number} could not be written. {_reason(final, 'line')}",
+                         public=True)
+
+    async def _stored_image(self, job: Job, result: ImageResult) -> Path:
+        """The PNG the job store writes for a finished job (the Done event can arrive a
+        moment before the write lands). Written here if the store never gets to it."""
+        deadline = time.monotonic() + STORE_WAIT_S
+        while time.monotonic() < deadline:
+            record = await self.jobs.get(job.id)
+            if record is not None and record.state is JobState.DONE and record.images:
+                return record.images[0].path
+            if record is not None and record.state.finished:
+                break  # recorded as finished without an image: don't wait for one
+            await asyncio.sleep(0.02)
+        log.warning("job %s: the store did not record its image; saving it here", job.id)
+        paths = await asyncio.to_thread(save_images, job, result, self.jobs.images_dir)
+        return paths[0]
+
+
+def _reason(final: JobEvent, what: str) -> str:
+    if isinstance(final, Failed):
+        return final.reason
+    if isinstance(final, Cancelled):
+        return f"The {what} was cancelled."
+    return f"The {what} job ended unexpectedly."
+
+
+def _why_not_rewrite(number: int, latest: StoryLine | None) -> str:
+    if latest is None or latest.number != number:
+        return (f"Only the latest line can be rewritten, and line {number} is not the latest "
+                "anymore.")
+    return (f"Line {number} was written by {latest.author.name}, not by the story model; "
+            "only the model's lines can be rewritten.")
