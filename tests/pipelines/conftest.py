@@ -17,6 +17,22 @@ import pytest
 from bot.pipelines.tiny import TinyModelPaths, build_tiny_models
 
 
+@pytest.fixture(scope="package", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Run these tests on one intra-op thread, restored afterwards.
+
+    The tiny models gain little from a second thread, and OpenMP's spinning threads collapse
+    when other processes share the 2 cores: this folder took 243 s with 2 threads on a busy
+    machine and 16 s with 1.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModelPaths:
     return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
