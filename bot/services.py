@@ -47,8 +47,9 @@ async def open_services(
     try:
         native = 512
         if warm_up:
-            # Fail at start, with the loader's clear message, rather than on the first job.
-            await asyncio.to_thread(runner.warm_up)
+            # Fail at start, with the loader's clear message, rather than on the first job
+            # (or the first story line, minutes later, in a thread).
+            await asyncio.to_thread(runner.warm_up, image=True, text=True)
             native = runner.native_size
         await executor.start()
         restored = await executor.restore()

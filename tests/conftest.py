@@ -6,12 +6,12 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tests.discord_double.fixtures import (  # noqa: E402
+from tests.discord_double.fixtures import (
     discord_double,
     discord_world,
     make_discord_double,
 )
-from tests.harness import bot_harness, tiny_models  # noqa: E402
+from tests.harness import bot_harness, tiny_models
 
 __all__ = ["bot_harness", "discord_double", "discord_world", "make_discord_double",
            "tiny_models"]

@@ -144,7 +144,8 @@ class ImagineActions:
         status = await channel.send(
             queued_text(describe(_image(job)), _first_queued(handle)),
             view=self.buttons.cancel_view(job.id),
-            reference=parent.to_reference(fail_if_not_exists=False) if parent else None,
+            reference=parent.to_reference(fail_if_not_exists=False) if parent
+            else discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions.none(),
         )
         await self._remember_status(job, status.id)

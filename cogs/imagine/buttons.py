@@ -160,7 +160,7 @@ def _item_classes(actions: ButtonActions) -> dict[str, Any]:
             return cls(match["job"])
 
         async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
-            values = (interaction.data or {}).get("values") or []  # type: ignore[union-attr]
+            values = self.item.values  # filled from the interaction by discord.py
             await actions.restyle(interaction, self.job_id, str(values[0]) if values else "")
 
     return {

@@ -4,7 +4,6 @@ a websocket, tiny Stable Diffusion, a real SQLite file."""
 from __future__ import annotations
 
 import io
-import re
 from typing import Any
 
 from PIL import Image
@@ -194,7 +193,7 @@ async def test_style_autocomplete_offers_presets_and_all_styles(bot_harness: Bot
     choices = await h.double.autocomplete(h.guild_id, h.studio_id, int(h.world.alice.id),
                                           "imagine", {"prompt": "x", "style": "wa"},
                                           focused="style")
-    assert [c["name"] for c in choices][0] == "watercolor"
+    assert choices[0]["name"] == "watercolor"
     choices = await h.double.autocomplete(h.guild_id, h.studio_id, int(h.world.alice.id),
                                           "imagine", {"prompt": "x", "style": "all"},
                                           focused="style")

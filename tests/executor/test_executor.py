@@ -97,6 +97,12 @@ async def events_of(handle: JobHandle) -> list[JobEvent]:
     return [e async for e in handle.events()]
 
 
+async def until_running(handle: JobHandle) -> None:
+    async for event in handle.events():
+        if isinstance(event, Started):
+            return
+
+
 async def test_events_arrive_in_order() -> None:
     runner = ScriptedRunner()
     async with Executor(runner) as ex:
@@ -132,8 +138,7 @@ async def test_positions_and_eta_follow_the_queue() -> None:
         await first.wait()  # one finished job teaches the executor its speed
         runner.gate.clear()
         blocker = await ex.submit(text_job(9, "blocker"))
-        while blocker.state is not JobState.RUNNING:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(until_running(blocker), 5)
         handles = [await ex.submit(text_job(u, f"j{u}")) for u in (1, 2, 3)]
         runner.gate.set()
         last = await asyncio.wait_for(events_of(handles[-1]), 5)
@@ -148,8 +153,7 @@ async def test_limits_refuse_with_reasons() -> None:
     runner.gate.clear()
     async with Executor(runner, ExecutorLimits(queue_limit=3, per_user_limit=2)) as ex:
         running = await ex.submit(text_job(1))
-        while running.state is not JobState.RUNNING:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(until_running(running), 5)
         await ex.submit(text_job(1))
         with pytest.raises(Refused, match=r"limit is 2 per person"):
             await ex.submit(text_job(1))
@@ -257,8 +261,7 @@ async def test_restart_requeues_and_retries_running_job_once(tmp_path: Path) -> 
     running = await ex.submit(text_job(1, "was-running"))
     await ex.submit(text_job(2, "waiting-1"))
     await ex.submit(text_job(3, "waiting-2"))
-    while running.state is not JobState.RUNNING:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(until_running(running), 5)
     await asyncio.sleep(0.05)  # let the store writer record the start
     await repo.db.close()
 
