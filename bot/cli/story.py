@@ -61,12 +61,12 @@ async def write_story(settings: Settings, args: argparse.Namespace) -> int:
 async def _write(settings: Settings, args: argparse.Namespace, seed: str, style: str | None,
                  title: str) -> int:
     print(f"loading {settings.image.model} ...", file=sys.stderr)
+    # open_services loads both models first: a missing one is reported with the loader's
+    # advice, not as a failed line.
     async with open_services(settings, build_runner(settings)) as services:
-        # A missing story model is reported now, with the loader's advice, not as a failed
-        # line (no job runs yet, so loading here does not race the worker thread).
-        await asyncio.to_thread(services.runner.warm_up, image=False, text=True)
         stories = StoryRepository(services.db)
-        teller = StoryTeller(stories, services.jobs, services.executor, settings)
+        teller = StoryTeller(stories, services.jobs, services.executor, settings,
+                             services.native_size)
         author = Author(0, _user_name())
         story, _ = await teller.start(seed=seed, title=title, style=style, author=author)
         try:

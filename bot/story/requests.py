@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from bot.config import Settings
 from bot.executor.jobs import ImageParams, TextParams
+from bot.image_requests import base_size
 from bot.prompts import clean_prompt, find_blocked_term, find_style, parse_prompt, style_names
 
 MAX_LINE_CHARS = 1500  # leaves room for the decorations in a 2000-character message
@@ -129,10 +130,13 @@ def text_params(
 
 
 def illustration_params(
-    story_id: int, style: str | None, text: str, number: int, redraws: int, settings: Settings
+    story_id: int, style: str | None, text: str, number: int, redraws: int, settings: Settings,
+    native: int = 512,
 ) -> ImageParams:
-    """The picture of one line: the line as the subject, the story's style around it."""
+    """The picture of one line: the line as the subject, the story's style around it.
+    `native` is the image model's own side, used where the config leaves the size at 0."""
     image = settings.image
+    width, height = base_size(image, native)
     preset = find_style(image.styles, style) if style else None
     # A '|' would be read as an inline style; the whole line is the subject here.
     subject = text.replace("|", "/")
@@ -152,6 +156,6 @@ def illustration_params(
         seeds=(derive_seed(story_id, number, redraws, "image"),),
         steps=settings.story.steps or image.steps,
         guidance=image.guidance,
-        width=image.width,
-        height=image.height,
+        width=width,
+        height=height,
     )

@@ -71,7 +71,8 @@ def is_story_job(job: Job) -> bool:
 
 class StoryTeller:
     def __init__(self, stories: StoryRepository, jobs: JobRepository, executor: Executor,
-                 settings: Settings) -> None:
+                 settings: Settings, native_size: int = 512) -> None:
+        self.native_size = native_size  # the image model's own side in pixels
         self.stories = stories
         self.jobs = jobs
         self.executor = executor
@@ -170,7 +171,7 @@ class StoryTeller:
             redraws = line.redraws + 1 if next_seed else line.redraws
             try:
                 params = illustration_params(story.id, story.style, line.text, number, redraws,
-                                             self.settings)
+                                             self.settings, self.native_size)
                 handle = await self._submit(asked_by, params, story, op, number, "image")
             except (StoryError, PromptError) as exc:
                 reason = exc.reason if isinstance(exc, StoryError) else str(exc)

@@ -60,7 +60,7 @@ class StoryActions:
         self.settings = services.settings
         self.stories = StoryRepository(services.db)
         self.teller = StoryTeller(self.stories, services.jobs, services.executor,
-                                  services.settings)
+                                  services.settings, services.native_size)
         self.turns = Turns()
         self.buttons = StoryButtons(self)
         self.thread = StoryThread(client, self.stories, services.jobs, self.buttons)

@@ -17,8 +17,6 @@ def write_config(tmp_path: Path, tiny: TinyModelPaths) -> Path:
 [image]
 model = "{tiny.image}"
 steps = 4
-width = 64
-height = 64
 max_side = 64
 device = "cpu"
 [story]

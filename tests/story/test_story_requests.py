@@ -105,6 +105,12 @@ def test_illustration_uses_the_whole_line_the_style_and_a_story_seed(
     assert redrawn.seeds != params.seeds
 
 
+def test_illustration_takes_the_model_size_when_the_config_leaves_it_open() -> None:
+    settings = settings_from_mapping({})
+    params = illustration_params(1, "painting", "a cat", 1, 0, settings, native=1024)
+    assert (params.width, params.height) == (1024, 1024)
+
+
 def test_illustration_of_a_long_line_fits_the_prompt_limit(settings: Settings) -> None:
     params = illustration_params(1, "painting", "word " * 400, 1, 0, settings)
     assert len(params.prompt) <= settings.image.max_prompt_chars
