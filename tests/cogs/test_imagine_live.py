@@ -198,3 +198,40 @@ async def test_ack_stays_fast_with_a_full_queue(slow_bot: BotHarness) -> None:
     rec = await h.slash("imagine", prompt="one too many", count=1)
     assert "limit is 3 per person" in (await rec.wait_ack()).body["data"]["content"]
     await asyncio.sleep(0)
+
+
+class FlaggingRunner(ModelRunner):
+    """Stands in for the safety checker, whose weights can't be had offline: it flags every
+    picture, as the checker would flag an unsafe one."""
+
+    def _generate(self, jobs: Sequence[Job], ctx: RunContext) -> list[Any]:
+        from dataclasses import replace
+
+        from bot.executor.jobs import ImageResult
+
+        results = super()._generate(jobs, ctx)
+        return [replace(r, images=tuple(replace(g, nsfw=True) for g in r.images))
+                if isinstance(r, ImageResult) else r for r in results]
+
+
+async def test_flagged_pictures_are_spoilered_outside_nsfw_channels(
+    discord_double: DiscordDouble, discord_world: SeededWorld, tiny_models: TinyModelPaths,
+    tmp_path: Path,
+) -> None:
+    from bot.app import build_runner
+
+    def flagging(settings: Settings) -> ModelRunner:
+        base = build_runner(settings)
+        return FlaggingRunner(base.image_options, base.text_options)
+
+    settings = harness_settings(tiny_models, tmp_path, discord_double)
+    h = BotHarness(discord_double, discord_world, settings, runner_factory=flagging)
+    await h.start()
+    try:
+        _, studio = await imagine(h, prompt="a statue", count=1)
+        assert studio.attachments[0].filename.startswith("SPOILER_")
+        _, nsfw = await imagine(h, prompt="a statue", count=1,
+                                channel_id=int(discord_world.nsfw_art.id))
+        assert not nsfw.attachments[0].filename.startswith("SPOILER_")
+    finally:
+        await h.stop()
