@@ -102,6 +102,8 @@ class JobHandle:
         self.position: int | None = None
         self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
         self._final: asyncio.Future[JobEvent] = asyncio.get_running_loop().create_future()
+        # Set once the store has recorded the final state (images written, for image jobs).
+        self._recorded = asyncio.Event()
 
     def _put(self, event: JobEvent) -> None:
         self._events.put_nowait(event)
@@ -118,6 +120,10 @@ class JobHandle:
     async def wait(self) -> JobEvent:
         """The final event (Done, Failed or Cancelled)."""
         return await asyncio.shield(self._final)
+
+    async def recorded(self) -> None:
+        """Wait until the store holds the job's final state (its image files included)."""
+        await self._recorded.wait()
 
 
 @dataclass(frozen=True)
@@ -328,7 +334,10 @@ class Executor:
         elif isinstance(event, Done | Failed | Cancelled):
             handle.state = {Done: JobState.DONE, Failed: JobState.FAILED,
                             Cancelled: JobState.CANCELLED}[type(event)]
-            self._store(self.store.job_finished(job, event) if self.store else None)
+            if self.store:
+                self._store(self._record_final(handle, self.store.job_finished(job, event)))
+            else:
+                handle._recorded.set()
             self._handles.pop(job_id, None)
         handle._put(event)
 
@@ -344,6 +353,13 @@ class Executor:
             self._deliver(job.id, Queued(position, eta))
             if rate is not None:
                 ahead += job.work_units * rate
+
+    @staticmethod
+    async def _record_final(handle: JobHandle, write: Awaitable[None]) -> None:
+        try:
+            await write
+        finally:  # a failed write is logged by the writer; nobody should wait forever
+            handle._recorded.set()
 
     def _store(self, write: Awaitable[None] | None) -> None:
         # Store writes go through one task so they land in the order the events happened.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,6 @@ from bot.story.requests import illustration_params, text_params
 log = logging.getLogger(__name__)
 
 ORIGIN_KIND = "story"
-STORE_WAIT_S = 30.0  # how long to wait for the job store to write a finished job's PNG
 
 
 class StoryError(Exception):
@@ -184,7 +182,7 @@ class StoryTeller:
             await self.stories.set_image_job(story.id, number, handle.job.id, params.seeds[0])
         final = await handle.wait()
         if isinstance(final, Done) and isinstance(final.result, ImageResult):
-            path = await self._stored_image(handle.job, final.result)
+            path = await self._stored_image(handle, final.result)
             await self.stories.set_image(story.id, number, path,
                                          nsfw=final.result.images[0].nsfw)
         else:
@@ -275,19 +273,15 @@ class StoryTeller:
         raise StoryError(f"Line {number} could not be written. {_reason(final, 'line')}",
                          public=True)
 
-    async def _stored_image(self, job: Job, result: ImageResult) -> Path:
-        """The PNG the job store writes for a finished job (the Done event can arrive a
-        moment before the write lands). Written here if the store never gets to it."""
-        deadline = time.monotonic() + STORE_WAIT_S
-        while time.monotonic() < deadline:
-            record = await self.jobs.get(job.id)
-            if record is not None and record.state is JobState.DONE and record.images:
-                return record.images[0].path
-            if record is not None and record.state.finished:
-                break  # recorded as finished without an image: don't wait for one
-            await asyncio.sleep(0.02)
-        log.warning("job %s: the store did not record its image; saving it here", job.id)
-        paths = await asyncio.to_thread(save_images, job, result, self.jobs.images_dir)
+    async def _stored_image(self, handle: JobHandle, result: ImageResult) -> Path:
+        """The PNG the job store wrote for a finished job; written here if the store
+        could not (its failure is logged), so the line still gets its picture."""
+        await handle.recorded()
+        record = await self.jobs.get(handle.job.id)
+        if record is not None and record.state is JobState.DONE and record.images:
+            return record.images[0].path
+        log.warning("job %s: the store did not record its image; saving it here", handle.job.id)
+        paths = await asyncio.to_thread(save_images, handle.job, result, self.jobs.images_dir)
         return paths[0]
 
 

@@ -200,7 +200,7 @@ class ImagineActions:
             elif isinstance(event, Done):
                 seconds = time.monotonic() - started
                 try:
-                    message = await self._post_result(job, event, status, seconds)
+                    message = await self._post_result(handle, event, status, seconds)
                 except (discord.HTTPException, ChannelGone) as exc:
                     log.exception("posting the result of job %s failed", job.id)
                     await editor.close(f"❌ {what}\nThe pictures were made but could not be "
@@ -212,8 +212,9 @@ class ImagineActions:
             elif isinstance(event, Cancelled):
                 await editor.close(f"✖️ {what}\nCancelled.")
 
-    async def _post_result(self, job: Job, done: Done, status: StatusMessage,
+    async def _post_result(self, handle: JobHandle, done: Done, status: StatusMessage,
                            seconds: float) -> discord.Message:
+        job = handle.job
         result = done.result
         assert isinstance(result, ImageResult)
         origin = job.origin
@@ -224,7 +225,7 @@ class ImagineActions:
         upload = await asyncio.to_thread(
             result_file, job, result,
             upload_limit=int(origin.get("upload_limit") or DEFAULT_UPLOAD_LIMIT), spoiler=spoiler)
-        record = await self._wait_for_record(job.id)
+        record = await self._stored_record(handle)
         view = self.buttons.result_view(record, self.services.settings.image.styles) \
             if record else None
         parent_id = origin.get("parent_message_id") or status.id
@@ -240,14 +241,10 @@ class ImagineActions:
         await self.services.jobs.set_posted(job.id, channel.id, message.id)
         return message
 
-    async def _wait_for_record(self, job_id: str) -> Any:
-        """The stored job, once the store has written its images (buttons need them)."""
-        for _ in range(200):
-            record = await self.services.jobs.get(job_id)
-            if record is not None and record.images:
-                return record
-            await asyncio.sleep(0.05)
-        return await self.services.jobs.get(job_id)
+    async def _stored_record(self, handle: JobHandle) -> Any:
+        """The stored job once the store has written its images (the buttons need them)."""
+        await handle.recorded()
+        return await self.services.jobs.get(handle.job.id)
 
     # ----- buttons ----------------------------------------------------------------------------
 
