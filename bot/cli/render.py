@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -12,9 +13,18 @@ from tqdm import tqdm
 from bot.app import build_runner, executor_limits, with_model
 from bot.config import Settings
 from bot.executor.executor import Executor
-from bot.executor.jobs import Cancelled, Done, Failed, ImageResult, Job, Progress, Queued
+from bot.executor.jobs import (
+    Cancelled,
+    Done,
+    Failed,
+    ImageResult,
+    Job,
+    JobEvent,
+    Progress,
+    Queued,
+)
 from bot.image_requests import ImageOptions, OptionError, build_image_params
-from bot.images import make_grid
+from bot.images import encode_png, make_grid
 from bot.pipelines.errors import ModelLoadError
 from bot.prompts import PromptError
 from bot.results import parameters_for, save_images
@@ -54,8 +64,9 @@ async def render(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _follow(events, total: int):  # type: ignore[no-untyped-def]
-    final = None
+async def _follow(events: AsyncIterator[JobEvent], total: int) -> JobEvent | None:
+    """Show a job's progress as a terminal bar; returns its final event."""
+    final: JobEvent | None = None
     with tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
         async for event in events:
             if isinstance(event, Queued):
@@ -77,8 +88,6 @@ def _write_files(job: Job, result: ImageResult, out: Path) -> list[Path]:
         grid = make_grid([img.image for img in result.images],
                          labels=labels if any(labels) else None)
         grid_path = out / f"{job.id}-grid.png"
-        from bot.images import encode_png
-
         grid_path.write_bytes(encode_png(grid, parameters_for(job, result, 0)))
         paths.append(grid_path)
     return paths

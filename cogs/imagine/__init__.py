@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.executor.executor import JobHandle
 from bot.image_requests import (
     ALL_STYLES,
     ASPECTS,
@@ -43,7 +44,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
     async def cog_unload(self) -> None:
         await self.actions.close()
 
-    async def _resume(self, handles: list) -> None:  # type: ignore[type-arg]
+    async def _resume(self, handles: list[JobHandle]) -> None:
         await self.bot.wait_until_ready()
         for handle in handles:
             await self.actions.resume(handle)
