@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.executor.jobs import ImageMode, ImageParams, ImageResult, Job
-from bot.images import GenerationParameters, encode_png
+from bot.images import DISCORD_UPLOAD_LIMIT, GenerationParameters, fit_under
 
 
 def parameters_for(job: Job, result: ImageResult, index: int) -> GenerationParameters:
@@ -34,8 +34,11 @@ def parameters_for(job: Job, result: ImageResult, index: int) -> GenerationParam
     )
 
 
-def png_bytes(job: Job, result: ImageResult, index: int) -> bytes:
-    return encode_png(result.images[index].image, parameters_for(job, result, index))
+def image_file(job: Job, result: ImageResult, index: int) -> tuple[bytes, str]:
+    """One image as PNG with its parameters, under Discord's 10 MiB upload limit (a large
+    upscale is shrunk to fit); returns the bytes and the file extension."""
+    return fit_under(result.images[index].image, DISCORD_UPLOAD_LIMIT,
+                     parameters_for(job, result, index))
 
 
 def save_images(job: Job, result: ImageResult, directory: Path) -> list[Path]:
@@ -43,9 +46,10 @@ def save_images(job: Job, result: ImageResult, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for index, _ in enumerate(result.images):
-        path = directory / f"{job.id}-{index}.png"
+        data, extension = image_file(job, result, index)
+        path = directory / f"{job.id}-{index}.{extension}"
         tmp = path.with_suffix(".part")
-        tmp.write_bytes(png_bytes(job, result, index))
+        tmp.write_bytes(data)
         tmp.replace(path)  # never leave a half-written PNG behind a button
         paths.append(path)
     return paths

@@ -24,7 +24,7 @@ from bot.executor.jobs import (
     Queued,
 )
 from bot.image_requests import ImageOptions, OptionError, build_image_params
-from bot.images import encode_png, make_grid
+from bot.images import DISCORD_UPLOAD_LIMIT, fit_under, make_grid
 from bot.pipelines.errors import ModelLoadError
 from bot.prompts import PromptError
 from bot.results import parameters_for, save_images
@@ -87,7 +87,8 @@ def _write_files(job: Job, result: ImageResult, out: Path) -> list[Path]:
         labels = [img.label for img in result.images]
         grid = make_grid([img.image for img in result.images],
                          labels=labels if any(labels) else None)
-        grid_path = out / f"{job.id}-grid.png"
-        grid_path.write_bytes(encode_png(grid, parameters_for(job, result, 0)))
+        data, extension = fit_under(grid, DISCORD_UPLOAD_LIMIT, parameters_for(job, result, 0))
+        grid_path = out / f"{job.id}-grid.{extension}"
+        grid_path.write_bytes(data)
         paths.append(grid_path)
     return paths
