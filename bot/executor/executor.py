@@ -277,6 +277,11 @@ class Executor:
         self._announce_positions()
         return True
 
+    def store_after(self, write: Awaitable[None]) -> None:
+        """Run a store write after the ones already queued for job events (e.g. adding to a
+        job's row, which must not overtake the write that inserts it)."""
+        self._store(write)
+
     def handle(self, job_id: str) -> JobHandle | None:
         return self._handles.get(job_id)
 

@@ -126,7 +126,7 @@ class ImagineActions:
             allowed_mentions=discord.AllowedMentions.none(),
         )
         message = await interaction.original_response()
-        await self._remember_status(job, message.id)
+        self._remember_status(job, message.id)
         self.follow(handle, StatusMessage(message, interaction))
 
     async def start_from_button(self, interaction: discord.Interaction, job: Job,
@@ -148,12 +148,12 @@ class ImagineActions:
             else discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions.none(),
         )
-        await self._remember_status(job, status.id)
+        self._remember_status(job, status.id)
         self.follow(handle, StatusMessage(status))
 
-    async def _remember_status(self, job: Job, message_id: int) -> None:
+    def _remember_status(self, job: Job, message_id: int) -> None:
         job.origin["status_message_id"] = message_id
-        await self.services.jobs.update_origin(job.id, job.origin)
+        self.services.executor.store_after(self.services.jobs.update_origin(job.id, job.origin))
 
     def follow(self, handle: JobHandle, status: StatusMessage) -> None:
         task = asyncio.create_task(self._follow(handle, status), name=f"job-{handle.job.id}")

@@ -235,3 +235,19 @@ async def test_flagged_pictures_are_spoilered_outside_nsfw_channels(
         assert not nsfw.attachments[0].filename.startswith("SPOILER_")
     finally:
         await h.stop()
+
+
+async def test_a_job_interrupted_by_a_restart_finishes_in_its_old_status_message(
+    slow_bot: BotHarness,
+) -> None:
+    h = slow_bot
+    rec = await h.slash("imagine", prompt="survives restarts", count=1)
+    await rec.wait_ack()
+    await rec.wait_original(lambda m: "▰" in m.content, timeout=30)  # it is running
+    await h.restart()
+    status = await rec.wait_original(lambda m: m.content.startswith("✅"), timeout=60)
+    result = next(m for m in h.double.channel_messages(h.studio_id)
+                  if is_result(m) and "survives restarts" in m.content)
+    assert str(result.id) in status.content
+    assert str((result.message_reference or {}).get("message_id")) == str(status.id)
+    h.double.assert_clean()
