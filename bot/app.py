@@ -23,7 +23,7 @@ def image_options(settings: Settings) -> ImageModelOptions:
         model=str(s.model), scheduler=s.scheduler, device=s.device, dtype=s.dtype,
         attention_slicing=s.attention_slicing, vae_tiling=s.vae_tiling,
         cpu_offload=s.cpu_offload, safety_checker=s.safety_checker,
-        upscaler=s.upscaler or None, preview_vae=s.preview_vae or None,
+        upscaler=s.upscaler or None, preview_vae=s.preview_vae or None, compile=s.compile,
     )
 
 

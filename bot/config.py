@@ -126,6 +126,7 @@ class ImageSettings:
     safety_checker: bool = setting(False)
     upscaler: str = setting("")
     preview_vae: str = setting("")
+    compile: bool = setting(False)
     preview_every: int = setting(2, _between(0, 150))
     variation_strength: float = setting(0.55, _between(0.05, 1))
     upscale_strength: float = setting(0.3, _between(0.05, 1))

@@ -140,6 +140,9 @@ class ExecutorLimits:
     batch_limit: int = 4
     preview_every: int = 2  # steps; 0 disables previews
     preview_interval_s: float = 1.0  # never decode previews more often than this per job
+    # Previews may take at most this share of a run's time: one that would go over is
+    # skipped, so a slow decoder (a tiny VAE on a CPU takes seconds) shows fewer of them.
+    preview_budget: float = 0.05
 
 
 class _Context:
@@ -149,6 +152,9 @@ class _Context:
         self._executor = executor
         self._last_preview: dict[str, float] = {}
         self.batch_ids = [job.id for job in batch]
+        self._started = time.monotonic()
+        self._preview_spent = 0.0  # seconds this run has spent making previews
+        self._preview_step = -1  # the step whose latents were decoded last
 
     @property
     def max_batch(self) -> int:
@@ -157,20 +163,35 @@ class _Context:
     def progress(self, job: Job, step: int, total: int, preview: PreviewFn | None) -> None:
         limits = self._executor.limits
         image = None
+        now = time.monotonic()
         wants = (
             preview is not None
             and limits.preview_every > 0
             and (step % limits.preview_every == 0)
             and step < total
-            and time.monotonic() - self._last_preview.get(job.id, 0.0) >= limits.preview_interval_s
+            and now - self._last_preview.get(job.id, 0.0) >= limits.preview_interval_s
+            # Batch-mates at the step just decoded reuse its pictures: no budget needed.
+            and (step == self._preview_step or self._preview_affordable(now))
         )
         if wants and preview is not None:
-            self._last_preview[job.id] = time.monotonic()
+            self._last_preview[job.id] = now
+            decodes = step != self._preview_step
+            self._preview_step = step
             try:
                 image = preview()
             except Exception:  # a preview must never fail the job
                 log.exception("preview failed for job %s", job.id)
+            spent = time.monotonic() - now
+            self._preview_spent += spent
+            if decodes:
+                self._executor._learn_preview_cost(spent)
         self._executor._emit(job.id, Progress(step, total, image))
+
+    def _preview_affordable(self, now: float) -> bool:
+        """Whether one more preview keeps previews within the budget share of this run."""
+        expected = self._executor._preview_cost_s
+        budget = self._executor.limits.preview_budget
+        return self._preview_spent + expected <= budget * (now - self._started)
 
     def cancelled(self, job_id: str) -> bool:
         return self._executor._is_cancelled(job_id)
@@ -196,6 +217,7 @@ class Executor:
         self._solo: set[str] = set()  # jobs that must run alone after a failed batch
         self._handles: dict[str, JobHandle] = {}
         self._seconds_per_unit: float | None = None
+        self._preview_cost_s = 0.0  # what decoding a preview takes, learned on the worker
         self._run_started = 0.0
         self._running_units = 0
         self._stopping = False
@@ -445,6 +467,11 @@ class Executor:
                 batch)
         self._learn_speed(batch, time.monotonic() - started)
         return outcomes
+
+    def _learn_preview_cost(self, seconds: float) -> None:
+        """Worker thread only (no lock): a moving average of preview decode times."""
+        previous = self._preview_cost_s
+        self._preview_cost_s = seconds if previous == 0 else 0.7 * previous + 0.3 * seconds
 
     def _learn_speed(self, batch: list[Job], seconds: float) -> None:
         units = max(j.work_units for j in batch)

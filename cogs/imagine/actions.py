@@ -32,7 +32,13 @@ from bot.prompts import find_blocked_term, find_style
 from bot.services import Services
 from cogs.imagine.buttons import ImagineButtons, job_is_usable
 from cogs.imagine.results import result_content, result_embed, result_file
-from cogs.imagine.status import StatusMessage, ThrottledEditor, progress_text, queued_text
+from cogs.imagine.status import (
+    EditPacer,
+    StatusMessage,
+    ThrottledEditor,
+    progress_text,
+    queued_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +92,7 @@ class ImagineActions:
         self.client = client
         self.services = services
         self.buttons = ImagineButtons(self)
+        self.pacer = EditPacer()  # shared by every status message's queue-position edits
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -186,12 +193,21 @@ class ImagineActions:
     async def _follow(self, handle: JobHandle, status: StatusMessage) -> None:
         job = handle.job
         what = describe(_image(job))
-        editor = ThrottledEditor(status, self.services.settings.discord.status_edit_interval)
+        editor = ThrottledEditor(status, self.services.settings.discord.status_edit_interval,
+                                 self.pacer)
+        try:
+            await self._present(handle, status, editor, what)
+        finally:  # cancelled at shutdown: no edit may outlive the bot's HTTP session
+            editor.stop()
+
+    async def _present(self, handle: JobHandle, status: StatusMessage, editor: ThrottledEditor,
+                       what: str) -> None:
+        job = handle.job
         started = time.monotonic()
         cancel_view = self.buttons.cancel_view(job.id)
         async for event in handle.events():
             if isinstance(event, Queued):
-                editor.show(queued_text(what, event), view=cancel_view)
+                editor.show(queued_text(what, event), view=cancel_view, low_priority=True)
             elif isinstance(event, Started):
                 started = time.monotonic()
                 editor.show(f"🎨 {what}\nStarting…", view=cancel_view)

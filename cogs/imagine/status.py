@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_LIFETIME_S = 14 * 60  # interaction tokens live 15 minutes; keep a margin
 PREVIEW_SIDE = 384
+QUEUE_EDITS_PER_SECOND = 10.0  # queue-position edits of all status messages together
 
 
 def format_eta(seconds: float | None) -> str:
@@ -98,32 +99,80 @@ class _State:
     content: str
     preview: Image | None = None
     view: discord.ui.View | None = None
+    low_priority: bool = False
+
+
+class EditPacer:
+    """Spreads low-priority edits (queue positions) of all status messages over time.
+
+    When a batch finishes, every waiting job's place changes at once; with a hundred jobs
+    waiting that was a hundred edits in one burst, and while the event loop worked through
+    them an /imagine waited half a second for its acknowledgement (and Discord's rate limits
+    came close). Each low-priority edit takes the next free slot, at most `per_second`
+    across the bot; the editor sends whatever is newest when its slot comes.
+    """
+
+    def __init__(self, per_second: float = QUEUE_EDITS_PER_SECOND) -> None:
+        self.gap = 1.0 / per_second
+        self._next = 0.0
+
+    def reserve(self) -> float:
+        """Take the next free slot; returns the seconds until it."""
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self.gap
+        return slot - now
 
 
 class ThrottledEditor:
-    """Keeps a status message showing the latest state, at most one edit per interval."""
+    """Keeps a status message showing the latest state, at most one edit per interval;
+    low-priority states also wait for a slot of the shared `pacer`."""
 
-    def __init__(self, status: StatusMessage, interval: float) -> None:
+    def __init__(self, status: StatusMessage, interval: float,
+                 pacer: EditPacer | None = None) -> None:
         self.status = status
         self.interval = interval
         self._base_interval = interval
+        self._pacer = pacer
         self._pending: _State | None = None
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=f"status-{status.id}")
         self.edits = 0
 
     def show(self, content: str, preview: Image | None = None,
-             view: discord.ui.View | None = None) -> None:
-        # A newer state without a preview must not drop a preview that was never shown.
-        if preview is None and self._pending is not None:
-            preview = self._pending.preview
-        self._pending = _State(content, preview, view)
+             view: discord.ui.View | None = None, *, low_priority: bool = False) -> None:
+        pending = self._pending
+        # A newer state without a preview must not drop a preview that was never shown,
+        # nor make a waiting urgent state wait for the pacer.
+        if preview is None and pending is not None:
+            preview = pending.preview
+        low_priority = low_priority and (pending is None or pending.low_priority)
+        self._pending = _State(content, preview, view, low_priority)
+        if not low_priority:
+            self._urgent.set()
         self._wake.set()
+
+    def stop(self) -> None:
+        """Stop the updates without a final edit (the bot is shutting down)."""
+        self._task.cancel()
+
+    async def _wait_for_slot(self) -> None:
+        """Wait for a pacer slot, or less if an urgent state arrives meanwhile."""
+        if self._pacer is None:
+            return
+        self._urgent.clear()
+        delay = self._pacer.reserve()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._urgent.wait(), delay)
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._pending is not None and self._pending.low_priority:
+                await self._wait_for_slot()
             state, self._pending = self._pending, None
             if state is None:
                 continue
