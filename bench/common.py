@@ -211,6 +211,12 @@ async def interleaved_async(
     return times
 
 
+def paired_ratio(sides: Sequence[float], baseline: Sequence[float]) -> float:
+    """The median over rounds of side ÷ baseline, each pair timed back to back: steadier
+    than a ratio of medians when the machine's speed drifts during the run."""
+    return median([a / b for a, b in zip(sides, baseline, strict=True) if b > 0])
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100), nearest-rank: p99 of 100 values is the 99th smallest."""
     if not values:
