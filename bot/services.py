@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import aiosqlite
 
@@ -46,12 +46,13 @@ async def open_services(
     executor = Executor(runner, executor_limits(settings), store=jobs)
     try:
         native = 512
+        await executor.start()
         if warm_up:
             # Fail at start, with the loader's clear message, rather than on the first job
-            # (or the first story line, minutes later, in a thread).
-            await asyncio.to_thread(runner.warm_up, image=True, text=True)
+            # (or the first story line, minutes later, in a thread). On the worker thread:
+            # the thread that will run the models must be the only one that ran torch.
+            await executor.call(partial(runner.warm_up, image=True, text=True))
             native = runner.native_size
-        await executor.start()
         restored = await executor.restore()
         yield Services(settings, db, jobs, KeyValues(db), executor, runner, restored, native)
     finally:

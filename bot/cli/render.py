@@ -42,14 +42,14 @@ async def render(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     runner = build_runner(settings)
     print(f"loading {settings.image.model} ...", file=sys.stderr)
-    try:
-        await asyncio.to_thread(runner.warm_up)
-    except ModelLoadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    params = build_image_params(options, settings.image, runner.native_size)
-    job = Job(user_id=0, user_name="cli", params=params)
     async with Executor(runner, executor_limits(settings)) as executor:
+        try:
+            await executor.call(runner.warm_up)  # on the thread that will render
+        except ModelLoadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        params = build_image_params(options, settings.image, runner.native_size)
+        job = Job(user_id=0, user_name="cli", params=params)
         handle = await executor.submit(job)
         final = await _follow(handle.events(), total=params.steps)
     if isinstance(final, Failed):

@@ -7,17 +7,23 @@ Threading rules (the races are all here, so they are spelled out):
   events into handles and orders the store writes.
 - A job's final event is delivered once: whoever finishes it first (the worker, or `cancel`
   for a queued job) marks it finished under the lock.
+- All model work runs on the worker thread, loading included (`call`): each OS thread that
+  runs torch on a CPU gets its own OpenMP thread team, and once more OpenMP threads exist
+  than cores, libgomp stops spinning between parallel regions: every small op then waits on
+  a futex, and a tiny model rendered ~2x slower (docs/PERFORMANCE.md §1).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from bot.executor.fairqueue import FairQueue
 from bot.executor.jobs import (
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PreviewFn = Callable[[], "Image | None"]
+T = TypeVar("T")
 
 
 class Refused(Exception):
@@ -221,6 +228,8 @@ class Executor:
         self._run_started = 0.0
         self._running_units = 0
         self._stopping = False
+        self._calls: deque[tuple[Callable[[], object], concurrent.futures.Future[object]]] = (
+            deque())
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writes: asyncio.Queue[Awaitable[None] | None] = asyncio.Queue()
@@ -241,6 +250,10 @@ class Executor:
             self._wakeup.notify_all()
         if self._thread:
             await asyncio.to_thread(self._thread.join)
+        with self._lock:
+            calls, self._calls = list(self._calls), deque()
+        for _fn, future in calls:
+            future.set_exception(RuntimeError("the executor stopped before running this"))
         if self._writer:
             self._writes.put_nowait(None)
             await self._writer
@@ -253,6 +266,18 @@ class Executor:
         await self.stop()
 
     # ----- the asyncio API ------------------------------------------------------------------
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the worker thread, before any queued job, and return its result (or
+        raise its exception). For model work outside jobs, e.g. loading the models at start:
+        the worker must be the only thread that runs torch (see the module docstring)."""
+        if self._thread is None or self._stopping:
+            raise RuntimeError("the executor is not running")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._wakeup:
+            self._calls.append((fn, cast("concurrent.futures.Future[object]", future)))
+            self._wakeup.notify()
+        return await asyncio.wrap_future(future)
 
     async def submit(self, job: Job) -> JobHandle:
         """Queue a job; raises Refused (with a reason for the user) when limits are hit."""
@@ -406,11 +431,14 @@ class Executor:
         return self._stopping or job_id in self._cancelled
 
     def _next_batch(self) -> list[Job] | None:
+        """The next batch; [] when woken for a `call`; None when stopping."""
         with self._wakeup:
-            while not self._stopping and not len(self._queue):
+            while not self._stopping and not self._calls and not len(self._queue):
                 self._wakeup.wait()
             if self._stopping:
                 return None
+            if self._calls:
+                return []
             batch = self._queue.pop_batch(self._batch_key, self.runner.batch_size,
                                           self.batch_limit)
             for job in batch:
@@ -425,6 +453,9 @@ class Executor:
 
     def _work(self) -> None:
         while (batch := self._next_batch()) is not None:
+            if not batch:
+                self._run_calls()
+                continue
             for job in batch:
                 self._emit(job.id, Started(len(batch)))
             assert self._loop is not None
@@ -432,6 +463,19 @@ class Executor:
             outcomes = self._run_batch(batch)
             self._finish_batch(batch, outcomes)
             self._loop.call_soon_threadsafe(self._announce_positions)
+
+    def _run_calls(self) -> None:
+        while True:
+            with self._lock:
+                if not self._calls:
+                    return
+                fn, future = self._calls.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the caller, who decides
+                future.set_exception(exc)
 
     def _run_batch(self, batch: list[Job]) -> list[JobResult | Exception] | None:
         """Run a batch; None means its jobs went back to the queue to run differently."""

@@ -4,15 +4,20 @@ the worker renders, batched images match images rendered alone, seeds reproduce.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from bot.app import build_runner
+from bot.app import build_runner, image_options, text_options
 from bot.config import settings_from_mapping
-from bot.executor.executor import Executor, ExecutorLimits
-from bot.executor.jobs import Done, ImageParams, ImageResult, Job
+from bot.engine import ModelRunner
+from bot.executor.executor import Executor, ExecutorLimits, RunContext
+from bot.executor.jobs import Done, ImageParams, ImageResult, Job, JobResult
 from bot.pipelines.tiny import TinyModelPaths
+from bot.services import open_services
 
 
 def image_job(user: int, prompt: str, seed: int, steps: int = 12) -> Job:
@@ -67,3 +72,33 @@ async def test_batched_jobs_match_the_same_jobs_alone(tiny_models: TinyModelPath
     for a, b in zip(alone, batched, strict=True):
         assert np.abs(pixels(a) - pixels(b)).mean() < 2  # same seed: same picture, ±1 in uint8
     assert np.abs(pixels(alone[0]) - pixels(alone[1])).mean() > 10
+
+
+class ThreadNotingRunner(ModelRunner):
+    """The real runner, noting which OS thread loads the models and runs the jobs."""
+
+    threads: list[tuple[str, str]]
+
+    def warm_up(self, *, image: bool = True, text: bool = False) -> None:
+        self.threads.append(("load", threading.current_thread().name))
+        super().warm_up(image=image, text=text)
+
+    def run(self, jobs: Sequence[Job], ctx: RunContext) -> list[JobResult | Exception]:
+        self.threads.append(("run", threading.current_thread().name))
+        return super().run(jobs, ctx)
+
+
+async def test_models_load_on_the_thread_that_runs_them(
+    tiny_models: TinyModelPaths, tmp_path: Path,
+) -> None:
+    """A second OS thread running torch halves CPU speed (OpenMP teams; see executor.py)."""
+    settings = settings_from_mapping({
+        "image": {"model": str(tiny_models.image)}, "story": {"model": str(tiny_models.story)},
+        "storage": {"database": str(tmp_path / "db.sqlite3"), "images": str(tmp_path / "img")}})
+    runner = ThreadNotingRunner(image_options(settings), text_options(settings))
+    runner.threads = []
+    async with open_services(settings, runner) as services:
+        assert runner.image_engine.loaded and runner.story_writer.loaded
+        handle = await services.executor.submit(image_job(1, "a kite", 1, steps=2))
+        assert isinstance(await handle.wait(), Done)
+    assert runner.threads == [("load", "gpu-worker"), ("run", "gpu-worker")]

@@ -318,3 +318,50 @@ async def test_clean_stop_leaves_running_job_queued(tmp_path: Path) -> None:
     [(job, state)] = await repo.unfinished_jobs()
     assert (job.id, state, job.attempts) == (handle.job.id, JobState.QUEUED, 0)
     await repo.db.close()
+
+
+async def test_call_runs_on_the_worker_thread_before_queued_jobs() -> None:
+    """Model loading goes through `call`: one OS thread runs all the torch work."""
+    runner = ScriptedRunner()
+    runner.gate.clear()
+    seen: list[str] = []
+
+    def note(label: str) -> str:
+        seen.append(label)
+        runner.order.append(label)
+        return threading.current_thread().name
+
+    async with Executor(runner, ExecutorLimits(per_user_limit=5, batch_limit=1)) as ex:
+        first = await ex.submit(text_job(1, "running"))
+        await asyncio.wait_for(until_running(first), 5)
+        queued = await ex.submit(text_job(2, "queued"))
+        call = asyncio.ensure_future(ex.call(lambda: note("call")))
+        await asyncio.sleep(0.05)
+        assert not call.done()  # the worker is busy with the running job
+        runner.gate.set()
+        assert await asyncio.wait_for(call, 5) == "gpu-worker"
+        await asyncio.wait_for(queued.wait(), 5)
+        runner_thread = await ex.call(threading.current_thread)
+    assert runner.order == ["running", "call", "queued"]
+    assert runner_thread.name == "gpu-worker"
+
+
+async def test_call_raises_the_functions_error_and_the_worker_goes_on() -> None:
+    def broken() -> None:
+        raise LookupError("no such model")
+
+    async with Executor(ScriptedRunner()) as ex:
+        with pytest.raises(LookupError, match="no such model"):
+            await ex.call(broken)
+        assert await ex.call(lambda: 42) == 42
+        assert isinstance(await asyncio.wait_for((await ex.submit(text_job(1))).wait(), 5), Done)
+
+
+async def test_call_needs_a_running_executor() -> None:
+    ex = Executor(ScriptedRunner())
+    with pytest.raises(RuntimeError, match="not running"):
+        await ex.call(lambda: None)
+    await ex.start()
+    await ex.stop()
+    with pytest.raises(RuntimeError, match="not running"):
+        await ex.call(lambda: None)
