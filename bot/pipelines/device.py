@@ -5,6 +5,8 @@ Kept tiny and free of diffusers imports so config validation can call it cheaply
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 _DTYPES: dict[str, torch.dtype] = {
@@ -56,14 +58,32 @@ def pick_device(preference: str = "auto") -> torch.device:
     return device
 
 
-def pick_dtype(device: torch.device, preference: str = "auto") -> torch.dtype:
+def cpu_computes_bf16(capabilities: Mapping[str, object] | None = None) -> bool:
+    """Whether this CPU does bfloat16 arithmetic in hardware (AVX512-BF16 or AMX-BF16: AMD
+    Zen 4+, Intel Cooper Lake/Sapphire Rapids+). Without it torch emulates bfloat16, which is
+    slower than float32, so only these CPUs get it by default."""
+    if capabilities is None:
+        get = getattr(torch.cpu, "get_capabilities", None)
+        capabilities = get() if get is not None else {}
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def pick_dtype(
+    device: torch.device, preference: str = "auto", *, bf16_on_capable_cpu: bool = False
+) -> torch.dtype:
     """Return the weights dtype: "auto" is float16 on cuda/mps and float32 on cpu.
 
-    (float16 on CPU is slow and partly unsupported, hence the CPU default.)
+    (float16 on CPU is slow and partly unsupported, hence the CPU default.) With
+    `bf16_on_capable_cpu`, "auto" on a CPU with hardware bfloat16 is bfloat16: the image
+    pipeline takes it (SD 1.5's UNet step ~1.6x faster on a Zen 4 core, half the memory).
     """
     pref = preference.strip().lower()
     if pref == "auto":
-        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+        if device.type in ("cuda", "mps"):
+            return torch.float16
+        if bf16_on_capable_cpu and cpu_computes_bf16():
+            return torch.bfloat16
+        return torch.float32
     try:
         return _DTYPES[pref]
     except KeyError:

@@ -160,7 +160,8 @@ class ImageEngine:
         opts = self.options
         # 1. Where and in what precision.
         self.device = pick_device(opts.device)
-        self.dtype = pick_dtype(self.device, opts.dtype)
+        # bfloat16 on a CPU that computes it natively: ~1.6x faster steps (docs/PERFORMANCE.md).
+        self.dtype = pick_dtype(self.device, opts.dtype, bf16_on_capable_cpu=True)
         source = resolve_model_source(
             opts.model, kind="Image model", config_file="model_index.json", setting="image.model"
         )

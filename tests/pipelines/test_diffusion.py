@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bot.pipelines.device import pick_device, pick_dtype
+from bot.pipelines.device import cpu_computes_bf16, pick_device, pick_dtype
 from bot.pipelines.diffusion import ImageEngine, ImageModelOptions, ImageSpec, ModelLoadError
 from bot.pipelines.preview import latents_to_rgb
 from bot.pipelines.schedulers import SCHEDULERS, a1111_name, make_scheduler, scheduler_names
@@ -371,6 +371,48 @@ def test_pick_device_and_dtype() -> None:
     assert pick_dtype(torch.device("cpu"), "bfloat16") == torch.bfloat16
     with pytest.raises(ValueError, match="Unknown dtype"):
         pick_dtype(torch.device("cpu"), "float8")
+
+
+def test_cpu_bfloat16_only_where_the_cpu_computes_it() -> None:
+    assert cpu_computes_bf16({"avx512_bf16": True, "avx512_f": True})
+    assert cpu_computes_bf16({"amx_bf16": True})
+    # AVX-512 without BF16 (Skylake-X, Ice Lake) emulates bfloat16: slower than float32.
+    assert not cpu_computes_bf16({"avx512_bf16": False, "avx512_f": True, "avx2": True})
+    assert not cpu_computes_bf16({})
+    cpu = torch.device("cpu")
+    native = torch.bfloat16 if cpu_computes_bf16() else torch.float32
+    assert pick_dtype(cpu, "auto", bf16_on_capable_cpu=True) == native
+    assert pick_dtype(cpu, "float32", bf16_on_capable_cpu=True) == torch.float32
+    assert pick_dtype(torch.device("cuda"), bf16_on_capable_cpu=True) == torch.float16
+
+
+def test_engine_auto_dtype_follows_the_cpu(engine: ImageEngine) -> None:
+    expected = torch.bfloat16 if cpu_computes_bf16() else torch.float32
+    assert engine.dtype == expected
+    assert engine.pipe.unet.dtype == expected
+
+
+def test_bfloat16_engine_renders_batches_and_previews(tiny_image_dir: Path) -> None:
+    """bfloat16 on any CPU (emulated where not native: slow but correct): a batch matches the
+    same images alone, pictures stay close to float32's, previews decode."""
+    bf16 = ImageEngine(ImageModelOptions(model=str(tiny_image_dir), device="cpu",
+                                         dtype="bfloat16", scheduler="euler_a"))
+    bf16.load()
+    fp32 = ImageEngine(ImageModelOptions(model=str(tiny_image_dir), device="cpu",
+                                         dtype="float32", scheduler="euler_a"))
+    fp32.load()
+    assert bf16.pipe.unet.dtype == torch.bfloat16
+    specs = [spec("a red fox", seed=1), spec("a blue whale", seed=2)]
+    previews: list[int] = []
+    batch = bf16.generate(specs, on_step=lambda step, total, preview: previews.append(
+        len(preview())))
+    alone = [bf16.generate([s]).images[0] for s in specs]
+    reference = [fp32.generate([s]).images[0] for s in specs]
+    for together, single, full in zip(batch.images, alone, reference, strict=True):
+        assert together.size == (64, 64)
+        assert mean_abs_diff(together, single) < 1
+        assert mean_abs_diff(together, full) < 4
+    assert previews and set(previews) == {2}
 
 
 @pytest.mark.parametrize("family", ["sd", "sdxl", "unknown"])
