@@ -35,7 +35,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from bot.pipelines.tiny import TinyModelPaths
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
+T = TypeVar("T")
 DEFAULT_MODELS_DIR = Path(tempfile.gettempdir()) / "greenheart-bench-models"
 PROMPTS = (
     "a lighthouse on a cliff at dusk",
@@ -183,6 +184,29 @@ def interleaved(
         for name in names if r % 2 == 0 else reversed(names):
             times[name].append(timed(sides[name]))
     return times
+
+
+def in_own_thread(fn: Callable[[], T]) -> T:
+    """Run `fn` on a new thread that ends with it. For torch work (model building) before
+    a bench's executor starts: each live thread that has run torch keeps its own OpenMP
+    threads, and more of those than cores slows every thread's torch work down."""
+    import threading
+
+    out: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="bench-setup")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return out[0]
 
 
 async def interleaved_async(
@@ -335,15 +359,18 @@ def tiny_models(models_dir: Path = DEFAULT_MODELS_DIR) -> TinyModelPaths:
     return build_tiny_models(models_dir)
 
 
-def plain_pipeline(image_dir: Path, scheduler: str = "euler_a", device: str = "cpu") -> Any:
+def plain_pipeline(image_dir: Path, scheduler: str = "euler_a", device: str = "cpu",
+                   dtype: Any = None) -> Any:
     """`StableDiffusionPipeline.from_pretrained` with the same sampler the bot is set to,
-    and nothing else: diffusers' defaults, as a user of the library would call it."""
+    and nothing else: diffusers' defaults, as a user of the library would call it
+    (float32), or in `dtype` where a comparison must run both sides in the same precision."""
     import diffusers
     from diffusers import StableDiffusionPipeline
 
     from bot.pipelines.schedulers import SCHEDULERS
 
-    pipe = StableDiffusionPipeline.from_pretrained(str(image_dir))
+    extra = {} if dtype is None else {"dtype": dtype}
+    pipe = StableDiffusionPipeline.from_pretrained(str(image_dir), **extra)
     spec = SCHEDULERS[scheduler]
     pipe.scheduler = getattr(diffusers, spec.class_name).from_config(
         pipe.scheduler.config, **dict(spec.kwargs))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
@@ -35,8 +36,8 @@ from bench.common import (
     Table,
     TimedRunner,
     apply_quick,
+    in_own_thread,
     interleaved,
-    interleaved_async,
     median,
     ms,
     parser,
@@ -71,7 +72,8 @@ def _full_vae_preview(vae: Any, latents: Any) -> list[Any]:
     from PIL import Image
 
     with torch.inference_mode():
-        image = vae.decode(latents / vae.config.scaling_factor).sample
+        lat = latents.to(vae.dtype)  # the engine's VAE may be bfloat16 (image.dtype = auto)
+        image = vae.decode(lat / vae.config.scaling_factor).sample
     image = ((image.float() + 1.0) / 2.0).clamp(0.0, 1.0)
     pixels = (image * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(p, "RGB") for p in pixels]
@@ -141,8 +143,6 @@ async def per_job(args: Any, models: Any, taesd_dir: Path, table: Table) -> None
         "approx": TimedRunner(ModelRunner(options, text)),
         "tiny": TimedRunner(ModelRunner(replace(options, preview_vae=str(taesd_dir)), text)),
     }
-    for runner in runners.values():
-        await asyncio.to_thread(runner.runner.warm_up)
     every, interval, budget = (production.preview_every, production.preview_interval_s,
                                production.preview_budget)
     cases = {  # name: (runner, preview_every, interval, budget)
@@ -155,33 +155,26 @@ async def per_job(args: Any, models: Any, taesd_dir: Path, table: Table) -> None
     if args.quick:  # the tiny VAE decodes 256² previews: seconds on a CPU
         cases = {k: v for k, v in cases.items() if k in ("none", "approx")}
     stats: dict[str, list[tuple[float, float, int]]] = {name: [] for name in cases}
+    times: dict[str, list[float]] = {name: [] for name in cases}
     count = 1 if args.quick else COUNT
-
-    def side(name: str) -> Any:
-        runner, every, interval, budget = cases[name]
-        # One long-lived executor per case, as in the bot: it learns what a preview costs.
-        executor = Executor(runner, ExecutorLimits(preview_every=every, preview_interval_s=interval,
-                                                   preview_budget=budget))
-        executors.append(executor)
-
-        async def run() -> None:
-            runner.runs.clear()
-            await _one_job(executor, args.steps, count)
-            mark = runner.runs[0]
-            stats[name].append((mark["end"] - mark["start"], mark["previews"],
-                                int(mark["count"])))
-
-        return run
-
-    executors: list[Any] = []
-    sides = {name: side(name) for name in cases}
-    try:
-        for executor in executors:
-            await executor.start()
-        times = await interleaved_async(sides, repeats=args.repeats, warmup=args.warmup)
-    finally:
-        for executor in executors:
-            await executor.stop()
+    # One case after the other, each with its own executor for all its rounds (as in the bot,
+    # it learns what a preview costs), stopped before the next starts: one thread runs torch
+    # at a time (see bot/executor/executor.py). The figure, a share inside each run, does not
+    # depend on the order.
+    for name, (runner, every_n, interval_s, budget_share) in cases.items():
+        limits = ExecutorLimits(preview_every=every_n, preview_interval_s=interval_s,
+                                preview_budget=budget_share)
+        async with Executor(runner, limits) as executor:
+            await executor.call(runner.runner.warm_up)
+            for round_ in range(args.warmup + args.repeats):
+                runner.runs.clear()
+                started = time.perf_counter()
+                await _one_job(executor, args.steps, count)
+                if round_ >= args.warmup:
+                    times[name].append(time.perf_counter() - started)
+                    mark = runner.runs[0]
+                    stats[name].append((mark["end"] - mark["start"], mark["previews"],
+                                        int(mark["count"])))
     base = median(times["none"])
     labels = {
         "none": "job: no previews (baseline)",
@@ -213,8 +206,13 @@ async def measure(args: Any) -> Table:
 
     pin_threads(args.threads)
     load_before = warn_if_busy()
-    models = tiny_models(args.models)
-    taesd_dir = tiny_vae_dir(args.models)
+    # Built in a thread that then ends: part 2 runs torch on executor threads, and a second
+    # live thread that has run torch would slow those down (see bot/executor/executor.py).
+    models, taesd_dir = in_own_thread(lambda: (tiny_models(args.models),
+                                               tiny_vae_dir(args.models)))
+    table = Table("Previews: cost per preview and share of a job's run time (CPU)",
+                  ["what", "size", "median", "× baseline", "preview cost"])
+    await per_job(args, models, taesd_dir, table)
 
     import torch
 
@@ -227,10 +225,11 @@ async def measure(args: Any) -> Table:
     engine.load()
     taesd = TinyVaePreviewer.load(str(taesd_dir), device=torch.device("cpu"),
                                   dtype=torch.float32)
-    table = Table("Previews: cost per preview and share of a job's run time (CPU)",
-                  ["what", "size", "median", "× baseline", "preview cost"])
+    # Part 1 after part 2: on this (main) thread, which then keeps its torch threads.
+    part2 = table.rows
+    table.rows = []
     per_preview(args, engine, taesd, table)
-    await per_job(args, models, taesd_dir, table)
+    table.rows += part2
     share = table.figures["share_approx"]
     table.figures["share"] = share
     figure = table.figures.get

@@ -32,6 +32,7 @@ from bench.common import (
     PROMPTS,
     Table,
     apply_quick,
+    in_own_thread,
     median,
     parser,
     percentile,
@@ -141,7 +142,7 @@ def _gaps_between(session: Any, start: float, end: float) -> list[float]:
 async def measure(args: Any) -> Table:
     pin_threads(args.threads)
     load_before = warn_if_busy()
-    models = tiny_models(args.models)
+    models = in_own_thread(lambda: tiny_models(args.models))  # no torch on this thread
     interval = HEARTBEAT_MS / 1000
     async with running_bot(
         models, steps=args.steps,

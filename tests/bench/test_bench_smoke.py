@@ -75,3 +75,11 @@ def test_helpers() -> None:
     table = Table("t", ["a", "b"])
     table.add(1, "x")
     assert "| 1 | x |" in table.render()
+
+
+def test_precision(quick: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import precision
+
+    table = precision.main(quick)
+    _check(table, "speedup tiny UNet, batch 2, 64² px", capsys=capsys)
+    assert float(table.rows[0][-1]) < 0.1  # bfloat16 rounds; it does not compute garbage
