@@ -271,10 +271,11 @@ class Executor:
         """Run `fn` on the worker thread, before any queued job, and return its result (or
         raise its exception). For model work outside jobs, e.g. loading the models at start:
         the worker must be the only thread that runs torch (see the module docstring)."""
-        if self._thread is None or self._stopping:
-            raise RuntimeError("the executor is not running")
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         with self._wakeup:
+            # Checked under the lock: `stop` sets the flag under it before failing leftovers.
+            if self._thread is None or self._stopping:
+                raise RuntimeError("the executor is not running")
             self._calls.append((fn, cast("concurrent.futures.Future[object]", future)))
             self._wakeup.notify()
         return await asyncio.wrap_future(future)

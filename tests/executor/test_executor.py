@@ -365,3 +365,16 @@ async def test_call_needs_a_running_executor() -> None:
     await ex.stop()
     with pytest.raises(RuntimeError, match="not running"):
         await ex.call(lambda: None)
+
+
+async def test_a_call_still_waiting_at_stop_is_told_so() -> None:
+    runner = ScriptedRunner(step_s=0.02)
+    ex = Executor(runner)
+    await ex.start()
+    running = await ex.submit(text_job(1, "long", steps=500))
+    await asyncio.wait_for(until_running(running), 5)
+    waiting = asyncio.ensure_future(ex.call(lambda: "never"))
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(ex.stop(), 5)
+    with pytest.raises(RuntimeError, match="stopped before running"):
+        await asyncio.wait_for(waiting, 5)
