@@ -10,7 +10,7 @@ Threading rules (the races are all here, so they are spelled out):
 - All model work runs on the worker thread, loading included (`call`): each OS thread that
   runs torch on a CPU gets its own OpenMP thread team, and once more OpenMP threads exist
   than cores, libgomp stops spinning between parallel regions: every small op then waits on
-  a futex, and a tiny model rendered ~2x slower (docs/PERFORMANCE.md §1).
+  a futex, and a tiny model rendered ~2x slower (docs/PERFORMANCE.md, "What it took").
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def pick_dtype(
 
     (float16 on CPU is slow and partly unsupported, hence the CPU default.) With
     `bf16_on_capable_cpu`, "auto" on a CPU with hardware bfloat16 is bfloat16: the image
-    pipeline takes it (SD 1.5's UNet step ~1.6x faster on a Zen 4 core, half the memory).
+    pipeline takes it (SD 1.5's UNet step ~1.6x faster on a Zen 4 CPU, half the memory).
     """
     pref = preference.strip().lower()
     if pref == "auto":
