@@ -177,6 +177,15 @@ def _engine_runner(folder: Path, device: str, clock: _StepClock, size: int, step
     return run
 
 
+def _cpu_dtype_label() -> str:
+    import torch
+
+    from bot.pipelines.device import pick_dtype
+
+    dtype = pick_dtype(torch.device("cpu"), "auto", bf16_on_capable_cpu=True)
+    return "bf16" if dtype == torch.bfloat16 else "fp32"
+
+
 def measure(args: Any) -> Table:
     import torch
 
@@ -199,7 +208,7 @@ def measure(args: Any) -> Table:
         ("diffusers defaults (fp32, SDPA)",
          lambda: _plain_runner(folder, device, clock, size, args.steps)),
         ("tuned: fp16, SDPA, channels_last, fused QKV" if device.startswith("cuda")
-         else "tuned path on the CPU (fp32, no GPU tuning)",
+         else f"tuned path on the CPU ({_cpu_dtype_label()}, no GPU tuning)",
          lambda: _engine_runner(folder, device, clock, size, args.steps, compile=False)),
     ]
     if args.compile:
@@ -263,9 +272,10 @@ def measure(args: Any) -> Table:
         f"{time.monotonic() - started:.0f} s (budget {args.budget:.0f} s)",
     ]
     if device == "cpu":
-        table.notes.append("on the CPU the tuned path is diffusers' path in float32: channels_"
-                           "last, fused QKV and compile are CUDA-only (a smoke check, not a "
-                           "measurement)")
+        table.notes.append(f"on the CPU the tuned path is diffusers' path in "
+                           f"{_cpu_dtype_label()} (image.dtype = auto on this CPU): channels_"
+                           "last, fused QKV and compile are CUDA-only (a smoke check; "
+                           "bench.precision measures the CPU)")
         table.notes += standard_notes(args, load_before)
     else:
         from bench.common import machine_description, today
