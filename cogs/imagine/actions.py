@@ -27,9 +27,15 @@ from bot.executor.jobs import (
     Started,
 )
 from bot.image_requests import derived, rerolled, restyled
-from bot.images import GenerationParameters, format_parameters, read_png_parameters
+from bot.images import (
+    DISCORD_UPLOAD_LIMIT,
+    GenerationParameters,
+    format_parameters,
+    read_png_parameters,
+)
 from bot.prompts import find_blocked_term, find_style
 from bot.services import Services
+from cogs.common import is_nsfw, upload_limit
 from cogs.imagine.buttons import ImagineButtons, job_is_usable
 from cogs.imagine.results import result_content, result_embed, result_file
 from cogs.imagine.status import (
@@ -42,7 +48,6 @@ from cogs.imagine.status import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 ORIGIN_KIND = "imagine"
 
 
@@ -57,20 +62,6 @@ def safety_refusal(services: Services, text: str, channel: Any) -> str | None:
         return (f"{term!r} is only allowed in channels marked NSFW; nothing was queued. "
                 "Try again in an NSFW channel.")
     return None
-
-
-def is_nsfw(channel: Any) -> bool:
-    if channel is None:
-        return False
-    if isinstance(channel, discord.Thread):
-        return bool(channel.parent and channel.parent.is_nsfw())
-    checker = getattr(channel, "is_nsfw", None)
-    return bool(checker()) if callable(checker) else False
-
-
-def upload_limit(interaction: discord.Interaction) -> int:
-    limit = getattr(interaction, "attachment_size_limit", None) or DEFAULT_UPLOAD_LIMIT
-    return min(int(limit), DEFAULT_UPLOAD_LIMIT) if limit > 0 else DEFAULT_UPLOAD_LIMIT
 
 
 def describe(params: ImageParams) -> str:
@@ -240,7 +231,7 @@ class ImagineActions:
         spoiler = any(g.nsfw for g in result.images) and not origin.get("nsfw", False)
         upload = await asyncio.to_thread(
             result_file, job, result,
-            upload_limit=int(origin.get("upload_limit") or DEFAULT_UPLOAD_LIMIT), spoiler=spoiler)
+            upload_limit=int(origin.get("upload_limit") or DISCORD_UPLOAD_LIMIT), spoiler=spoiler)
         record = await self._stored_record(handle)
         view = self.buttons.result_view(record, self.services.settings.image.styles) \
             if record else None

@@ -32,13 +32,13 @@ from bot.story import (
     is_story_job,
     resolve_style,
 )
+from cogs.common import is_nsfw, upload_limit
 from cogs.story.buttons import StoryButtons
 from cogs.story.messages import LIST_LIMIT, intro_content, list_content
-from cogs.story.thread import NO_PINGS, StoryThread, is_nsfw
+from cogs.story.thread import NO_PINGS, StoryThread
 
 log = logging.getLogger(__name__)
 
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 THREAD_ARCHIVE_MINUTES: Literal[10080] = 10080  # a week: stories are slow conversations
 NOT_A_STORY = ("`/story {command}` works inside a story's thread. Open the thread of a story "
                "(see `/story list`), or start one with `/story start`.")
@@ -46,11 +46,6 @@ NOT_A_STORY = ("`/story {command}` works inside a story's thread. Open the threa
 
 def author_of(user: discord.abc.User) -> Author:
     return Author(user.id, getattr(user, "display_name", None) or user.name)
-
-
-def upload_limit(interaction: discord.Interaction) -> int:
-    limit = getattr(interaction, "filesize_limit", None) or DEFAULT_UPLOAD_LIMIT
-    return min(int(limit), DEFAULT_UPLOAD_LIMIT)
 
 
 class StoryActions:

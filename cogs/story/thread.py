@@ -12,26 +12,19 @@ import contextlib
 import io
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import discord
 
 from bot.db.jobs import JobRepository
 from bot.export import ExportFile, authors
 from bot.story import Story, StoryLine, StoryRepository
+from cogs.common import is_nsfw
 from cogs.story.buttons import StoryButtons
 from cogs.story.messages import ended_content, line_content
 
 log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
-
-
-def is_nsfw(channel: Any) -> bool:
-    if isinstance(channel, discord.Thread):
-        channel = channel.parent
-    checker = getattr(channel, "is_nsfw", None)
-    return bool(checker()) if callable(checker) else False
 
 
 class StoryThread:

@@ -251,3 +251,20 @@ async def test_a_job_interrupted_by_a_restart_finishes_in_its_old_status_message
     assert str(result.id) in status.content
     assert str((result.message_reference or {}).get("message_id")) == str(status.id)
     h.double.assert_clean()
+
+
+async def test_result_fits_the_upload_limit_discord_sends(
+    make_discord_double: Any, tiny_models: TinyModelPaths, tmp_path: Path,
+) -> None:
+    """Discord sends each interaction's upload limit; the result is made to fit it (the
+    double refuses bigger uploads, as Discord does)."""
+    limit = 25_000  # below a 4-picture 128×128 grid of noise as PNG
+    double = await make_discord_double(attachment_size_limit=limit)
+    h = await start_harness(double, seeded_world(double), tiny_models, tmp_path)
+    try:
+        rec = await h.slash("imagine", prompt="a big noisy grid", count=4)
+        await rec.wait_ack()
+        result = await double.wait_for_message(is_result, timeout=60)
+        assert 0 < len(result.attachments[0].data) <= limit
+    finally:
+        await h.stop()
