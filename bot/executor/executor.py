@@ -485,7 +485,9 @@ class Executor:
             outcomes = self.runner.run(batch, _Context(self, batch))
         except Exception as exc:
             oom = isinstance(exc, OutOfMemory)
-            if (oom and self.batch_limit > 1) or (not oom and len(batch) > 1):
+            # A smaller batch only helps a run of more than one image.
+            images = sum(self.runner.batch_size(j) for j in batch)
+            if (oom and self.batch_limit > 1 and images > 1) or (not oom and len(batch) > 1):
                 # One bad job must not fail the others: run each alone; after running out of
                 # memory, in smaller batches (the runner splits big jobs to the limit too).
                 if oom:

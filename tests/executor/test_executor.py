@@ -54,6 +54,7 @@ class ScriptedRunner:
         self.batches: list[list[str]] = []
         self.steps_run: dict[str, int] = {}
         self.oom_over: int | None = None
+        self.calls = 0
         self.gate = threading.Event()
         self.gate.set()
 
@@ -64,6 +65,7 @@ class ScriptedRunner:
         return 1
 
     def run(self, jobs: Sequence[Job], ctx: RunContext) -> list[JobResult | Exception]:
+        self.calls += 1
         self.gate.wait(5)
         if self.oom_over is not None and len(jobs) > self.oom_over:
             raise OutOfMemory("CUDA out of memory")
@@ -229,6 +231,17 @@ async def test_out_of_memory_lowers_the_batch_limit() -> None:
         await blocker.wait()
         assert ex.batch_limit == 2
     assert all(isinstance(e, Done) for e in ends)
+
+
+async def test_one_image_out_of_memory_fails_once_and_keeps_the_limit() -> None:
+    """Halving the batch cannot help a single image: no retries, no lowered limit."""
+    runner = ScriptedRunner(batchable=True)
+    runner.oom_over = 0
+    async with Executor(runner, ExecutorLimits(batch_limit=4)) as ex:
+        end = await asyncio.wait_for((await ex.submit(text_job(1, "huge"))).wait(), 5)
+        assert ex.batch_limit == 4
+    assert isinstance(end, Failed)
+    assert runner.calls == 1
 
 
 async def test_event_loop_stays_responsive_while_worker_runs() -> None:
