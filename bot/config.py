@@ -226,9 +226,6 @@ def settings_from_mapping(
         table = raw.get(name, {})
         sections[name] = _build_section(name, cls, table if isinstance(table, dict) else {},
                                         base_dir, problems)
-    if "token" in raw.get("discord", {}):
-        problems.append("discord.token: secrets are not read from the file; "
-                        "set the DISCORD_TOKEN environment variable")
     if not problems:
         problems.extend(_cross_checks(sections))
     if problems:
@@ -244,6 +241,8 @@ def _build_section(
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key == "token" and name == "discord":
+            problems.append("discord.token: secrets are not read from the file; "
+                            "set the DISCORD_TOKEN environment variable")
             continue
         if key not in fields:
             problems.append(f"{name}.{key}: unknown key; known keys: {', '.join(fields)}")

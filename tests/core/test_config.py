@@ -62,6 +62,11 @@ def test_token_in_file_is_refused() -> None:
                         "DISCORD_TOKEN environment variable"]
 
 
+@pytest.mark.parametrize("value", [5, "token-abc", ["a"]])
+def test_a_section_that_is_not_a_table_is_one_clear_problem(value: object) -> None:
+    assert problems_of({"discord": value}) == ["discord must be a table ([discord])"]
+
+
 def test_cross_checks() -> None:
     problems = problems_of({"image": {"steps": 80, "max_steps": 60},
                             "story": {"style": "nope"}})
