@@ -99,9 +99,11 @@ class StoryWriter:
         max_positions = int(getattr(model.config, "max_position_embeddings", opts.context_tokens))
         self.context_limit = min(opts.context_tokens, max_positions)
         if self.context_limit - opts.max_new_tokens < MIN_PROMPT_TOKENS:
-            raise ValueError(
+            raise ModelLoadError(
+                opts.model,
                 f"story.context_tokens ({self.context_limit} after clamping to the model) leaves "
-                f"no room for a prompt with story.max_new_tokens={opts.max_new_tokens}"
+                f"no room for a prompt with story.max_new_tokens={opts.max_new_tokens}: the "
+                f"difference must be at least {MIN_PROMPT_TOKENS} tokens",
             )
         model.to(self.device)
         self.model = model.eval()

@@ -8,6 +8,7 @@ import pytest
 
 from bot.pipelines.errors import BlockedTextError, ModelLoadError
 from bot.pipelines.text import StoryWriter, TextModelOptions, build_context, clean_continuation
+from bot.pipelines.tiny import TinyModelPaths
 
 SEED_LINE = "Once upon a time, a dragon lived under the old lighthouse."
 LINES = ["It dreamed of the sea every night.", "One morning it woke up and stretched its wings"]
@@ -72,6 +73,16 @@ def test_missing_story_model_is_a_clear_load_error(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE") as info:
         StoryWriter(TextModelOptions(model=name)).load()
     assert name in str(info.value)
+
+
+def test_context_too_small_for_the_new_tokens_is_a_load_error(
+    tiny_models: TinyModelPaths,
+) -> None:
+    """`python -m bot` and the story CLI print a ModelLoadError as one line, not a trace."""
+    options = TextModelOptions(model=str(tiny_models.story), context_tokens=64,
+                               max_new_tokens=60)
+    with pytest.raises(ModelLoadError, match=r"story\.context_tokens \(64.*at least 16"):
+        StoryWriter(options).load()
 
 
 # -- build_context ------------------------------------------------------------------------------
