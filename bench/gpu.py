@@ -153,7 +153,6 @@ def _plain_runner(folder: Path, device: str, clock: _StepClock, size: int, steps
                     generator=[torch.Generator("cpu").manual_seed(i) for i in range(batch)],
                     callback_on_step_end=callback)
 
-    run.pipe = pipe  # type: ignore[attr-defined]
     return run
 
 
@@ -173,7 +172,6 @@ def _engine_runner(folder: Path, device: str, clock: _StepClock, size: int, step
                  for i in range(batch)]
         return engine.generate(specs, on_step=lambda step, total, _p: clock.tick(step, total))
 
-    run.pipe = engine.pipe  # type: ignore[attr-defined]
     return run
 
 

@@ -95,5 +95,3 @@ class GreenheartBot(commands.Bot):
                 return "Greenheart is not enabled in this channel; try one of its channels."
         return None
 
-    async def close(self) -> None:
-        await super().close()

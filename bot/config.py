@@ -270,7 +270,6 @@ def _build_section(
 
 
 _INVALID = object()
-_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
 def _convert(key: str, value: Any, hint: Any, base_dir: Path, problems: list[str]) -> Any:

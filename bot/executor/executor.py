@@ -155,10 +155,9 @@ class ExecutorLimits:
 class _Context:
     """What the runner sees of the executor, on the worker thread."""
 
-    def __init__(self, executor: Executor, batch: Sequence[Job]) -> None:
+    def __init__(self, executor: Executor) -> None:
         self._executor = executor
         self._last_preview: dict[str, float] = {}
-        self.batch_ids = [job.id for job in batch]
         self._started = time.monotonic()
         self._preview_spent = 0.0  # seconds this run has spent making previews
         self._preview_step = -1  # the step whose latents were decoded last
@@ -330,9 +329,6 @@ class Executor:
         job's row, which must not overtake the write that inserts it)."""
         self._store(write)
 
-    def handle(self, job_id: str) -> JobHandle | None:
-        return self._handles.get(job_id)
-
     def snapshot(self) -> list[QueueEntry]:
         """Running jobs, then waiting ones in the order they will run."""
         with self._lock:
@@ -482,7 +478,7 @@ class Executor:
         """Run a batch; None means its jobs went back to the queue to run differently."""
         started = time.monotonic()
         try:
-            outcomes = self.runner.run(batch, _Context(self, batch))
+            outcomes = self.runner.run(batch, _Context(self))
         except Exception as exc:
             oom = isinstance(exc, OutOfMemory)
             # A smaller batch only helps a run of more than one image.
@@ -563,16 +559,3 @@ def _describe(exc: Exception) -> str:
                 "or ask the host to enable attention slicing / CPU offload.")
     text = str(exc).strip() or type(exc).__name__
     return text if len(text) <= 500 else text[:497] + "..."
-
-
-async def drain(handle: JobHandle, on_event: Callable[[JobEvent], Awaitable[None]]) -> JobEvent:
-    """Feed every event of a job to `on_event` and return the final one."""
-    final: JobEvent | None = None
-    async for event in handle.events():
-        try:
-            await on_event(event)
-        except Exception:  # a presenter's failure must not lose the job's later events
-            log.exception("handling %s for job %s failed", type(event).__name__, handle.job.id)
-        final = event
-    assert final is not None
-    return final

@@ -60,10 +60,6 @@ class StoryRepository:
         ) as cur:
             return [_story(row) for row in await cur.fetchall()]
 
-    async def set_thread(self, story_id: int, thread_id: int) -> None:
-        await self.db.execute("UPDATE stories SET thread_id = ? WHERE id = ?",
-                              (thread_id, story_id))
-
     async def end(self, story_id: int) -> bool:
         """Close a story; False when it was already ended (or is gone)."""
         cur = await self.db.execute(
@@ -114,14 +110,6 @@ class StoryRepository:
     async def line(self, story_id: int, number: int) -> StoryLine | None:
         async with self.db.execute(
             "SELECT * FROM story_lines WHERE story_id = ? AND number = ?", (story_id, number)
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None else _line(row)
-
-    async def last_line(self, story_id: int) -> StoryLine | None:
-        async with self.db.execute(
-            "SELECT * FROM story_lines WHERE story_id = ? ORDER BY number DESC LIMIT 1",
-            (story_id,),
         ) as cur:
             row = await cur.fetchone()
         return None if row is None else _line(row)

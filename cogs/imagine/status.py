@@ -76,10 +76,6 @@ class StatusMessage:
     def id(self) -> int:
         return self.message.id
 
-    @property
-    def channel_id(self) -> int:
-        return self.message.channel.id
-
     async def edit(self, **fields: Any) -> None:
         fields.setdefault("allowed_mentions", discord.AllowedMentions.none())
         if self.interaction and time.monotonic() - self.created < TOKEN_LIFETIME_S:
@@ -138,7 +134,6 @@ class ThrottledEditor:
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=f"status-{status.id}")
-        self.edits = 0
 
     def show(self, content: str, preview: Image | None = None,
              view: discord.ui.View | None = None, *, low_priority: bool = False) -> None:
@@ -192,19 +187,18 @@ class ThrottledEditor:
     async def _apply(self, state: _State) -> None:
         fields: dict[str, Any] = {"content": state.content}
         if state.preview is not None:
-            fields["attachments"] = [preview_file(state.preview)]
+            # JPEG encoding off the event loop (a tiny-VAE preview can be full size).
+            fields["attachments"] = [await asyncio.to_thread(preview_file, state.preview)]
         if state.view is not None:
             fields["view"] = state.view
         await self.status.edit(**fields)
-        self.edits += 1
 
-    async def close(self, content: str, view: discord.ui.View | None = None) -> None:
+    async def close(self, content: str) -> None:
         """Stop the updates and show a final state at once (no preview, no buttons)."""
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         try:
-            await self.status.edit(content=content, attachments=[],
-                                   view=view if view is not None else None)
+            await self.status.edit(content=content, attachments=[], view=None)
         except discord.HTTPException as exc:
             log.warning("final status edit failed: %s", exc)
