@@ -31,13 +31,11 @@ class Services:
     # Jobs brought back from the database at start; the cogs pick up the ones they own.
     restored: list[JobHandle]
     # The image model's own side in pixels: the size of a 1:1 picture unless configured.
-    native_size: int = 512
+    native_size: int
 
 
 @asynccontextmanager
-async def open_services(
-    settings: Settings, runner: ModelRunner, *, warm_up: bool = True
-) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, runner: ModelRunner) -> AsyncIterator[Services]:
     """Database, executor (with jobs restored from the last run) and models, then clean-up."""
     from bot.app import executor_limits
 
@@ -45,19 +43,22 @@ async def open_services(
     jobs = JobRepository(db, settings.storage.images)
     executor = Executor(runner, executor_limits(settings), store=jobs)
     try:
-        native = 512
         await executor.start()
-        if warm_up:
-            # Fail at start, with the loader's clear message, rather than on the first job
-            # (or the first story line, minutes later, in a thread). On the worker thread:
-            # the thread that will run the models must be the only one that ran torch.
-            await executor.call(partial(runner.warm_up, image=True, text=True))
-            native = runner.native_size
+        # Fail at start, with the loader's clear message, rather than on the first job (or
+        # the first story line, minutes later, in a thread). On the worker thread: the thread
+        # that will run the models must be the only one that ran torch.
+        native = await executor.call(partial(_load_models, runner))
         restored = await executor.restore()
         yield Services(settings, db, jobs, KeyValues(db), executor, runner, restored, native)
     finally:
         await executor.stop()
         await db.close()
+
+
+def _load_models(runner: ModelRunner) -> int:
+    """Load both models; returns the image model's native side."""
+    runner.warm_up(image=True, text=True)
+    return runner.native_size
 
 
 async def serve(settings: Settings) -> None:
