@@ -261,7 +261,7 @@ def test_mixed_sizes_and_alpha_are_centred() -> None:
 
 
 def test_grid_argument_errors() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one image"):
         make_grid([])
     with pytest.raises(ValueError, match="labels"):
         make_grid([Image.new("RGB", (4, 4))] * 2, labels=["one"])

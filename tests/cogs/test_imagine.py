@@ -12,7 +12,8 @@ from bot.images import read_png_parameters
 from tests.discord_double.models import Message
 from tests.harness import BotHarness
 
-ACK_DEADLINE_S = 3.0
+ACK_DEADLINE_S = 3.0  # the double refuses later callbacks (10062), as Discord does
+ACK_BUDGET_S = 1.5  # what we promise: well inside the deadline, even on a loaded machine
 
 
 def is_result(message: Message, job_hint: str = "") -> bool:
@@ -33,7 +34,7 @@ async def imagine(h: BotHarness, user: Any = None, **options: Any) -> tuple[Any,
     before = {m.id for m in h.double.channel_messages(h.studio_id)}
     rec = await h.slash("imagine", user=user, **options)
     ack = await rec.wait_ack(ACK_DEADLINE_S)
-    assert ack.latency < ACK_DEADLINE_S
+    assert ack.latency < ACK_BUDGET_S
     result = await h.double.wait_for_message(
         lambda m: m.id not in before and is_result(m), timeout=60)
     return rec, result
@@ -54,7 +55,7 @@ async def click_for_result(h: BotHarness, parent: Message, custom_id: str,
     else:
         rec = await h.double.select(h.guild_id, parent.channel_id, int(h.world.alice.id),
                                     parent.id, custom_id, values)
-    assert (await rec.wait_ack(ACK_DEADLINE_S)).latency < ACK_DEADLINE_S
+    assert (await rec.wait_ack(ACK_DEADLINE_S)).latency < ACK_BUDGET_S
     return await h.double.wait_for_message(
         lambda m: m.id not in seen and is_result(m)
         and str((m.message_reference or {}).get("message_id")) == str(parent.id), timeout=60)

@@ -12,7 +12,7 @@ import discord.http
 
 from bot.pipelines.tiny import TinyModelPaths
 from bot.services import serve
-from tests.cogs.test_imagine import is_result
+from tests.cogs.test_imagine import ACK_BUDGET_S, ACK_DEADLINE_S, is_result
 from tests.discord_double import DiscordDouble
 from tests.discord_double.fixtures import SeededWorld
 from tests.harness import harness_settings
@@ -32,7 +32,7 @@ async def test_serve_runs_the_bot_where_the_config_points(
         rec = await discord_double.invoke_slash(
             int(discord_world.guild.id), int(discord_world.studio.id),
             int(discord_world.alice.id), "imagine", options={"prompt": "a kite", "count": 1})
-        assert (await rec.wait_ack(3)).latency < 3
+        assert (await rec.wait_ack(ACK_DEADLINE_S)).latency < ACK_BUDGET_S
         await discord_double.wait_for_message(is_result, timeout=60)
         assert settings.storage.database.exists()
     finally:

@@ -121,7 +121,7 @@ async def test_round_robin_between_users() -> None:
     runner.gate.clear()  # hold the worker until everything is queued
     async with Executor(runner, ExecutorLimits(per_user_limit=5, batch_limit=1)) as ex:
         handles = [await ex.submit(text_job(1, "blocker"))]
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(until_running(handles[0]), 5)
         for job in [text_job(1, "a1"), text_job(1, "a2"), text_job(1, "a3"),
                     text_job(2, "b1"), text_job(3, "c1"), text_job(2, "b2")]:
             handles.append(await ex.submit(job))
@@ -209,7 +209,7 @@ async def test_batches_compatible_jobs_and_splits_a_broken_batch() -> None:
     runner.gate.clear()
     async with Executor(runner, ExecutorLimits(batch_limit=4)) as ex:
         blocker = await ex.submit(text_job(9, "blocker"))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(until_running(blocker), 5)
         handles = [await ex.submit(text_job(u, f"u{u}", fail=(u == 2))) for u in (1, 2, 3)]
         runner.gate.set()
         ends = await asyncio.wait_for(asyncio.gather(*(h.wait() for h in handles)), 5)
@@ -224,7 +224,7 @@ async def test_out_of_memory_lowers_the_batch_limit() -> None:
     runner.gate.clear()
     async with Executor(runner, ExecutorLimits(batch_limit=4)) as ex:
         blocker = await ex.submit(text_job(9, "blocker"))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(until_running(blocker), 5)
         handles = [await ex.submit(text_job(u, f"u{u}")) for u in (1, 2, 3, 4)]
         runner.gate.set()
         ends = await asyncio.wait_for(asyncio.gather(*(h.wait() for h in handles)), 5)

@@ -1,4 +1,4 @@
-"""Tiny offline models for the pipeline tests, built once per session."""
+"""Fixtures for the pipeline tests (the tiny models come from tests/harness.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.pipelines.tiny import TinyModelPaths, build_tiny_models
+from bot.pipelines.tiny import TinyModelPaths
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -31,11 +31,6 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModelPaths:
-    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
 
 
 @pytest.fixture(scope="session")

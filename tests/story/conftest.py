@@ -109,14 +109,14 @@ class StoryBot:
         rec = await self.double.invoke_slash(self.world.guild.id, channel, user, "story",
                                              options, subcommand=sub)
         ack = await rec.wait_ack(WAIT_S)
-        assert ack.latency < 3.0, f"/story {sub} was acknowledged after {ack.latency:.1f} s"
+        assert ack.latency < 1.5, f"/story {sub} was acknowledged after {ack.latency:.1f} s"
         return rec
 
     async def click(self, user: int, message: Message, custom_id: str) -> InteractionRecord:
         rec = await self.double.click_button(self.world.guild.id, message.channel_id, user,
                                              message.id, custom_id)
         ack = await rec.wait_ack(WAIT_S)
-        assert ack.latency < 3.0
+        assert ack.latency < 1.5
         return rec
 
     async def answer(self, rec: InteractionRecord, contains: str = "") -> str:

@@ -75,7 +75,9 @@ def test_write_export_puts_the_pictures_next_to_the_markdown(tmp_path: Path) -> 
     assert names == ["images/01.png", "images/02.png", "images/03.png", "the-sky-sea.html",
                      "the-sky-sea.md"]
     md = (tmp_path / "out" / "the-sky-sea.md").read_text()
-    for target in re.findall(r"\]\((images/[^)]+)\)", md):
+    targets = re.findall(r"\]\((images/[^)]+)\)", md)
+    assert targets == ["images/01.png", "images/02.png", "images/03.png"]
+    for target in targets:
         assert (tmp_path / "out" / target).is_file()
 
 
