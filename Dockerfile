@@ -16,7 +16,9 @@ RUN useradd --create-home --uid 10001 greenheart \
     && chown greenheart:greenheart /models /app/data
 
 WORKDIR /app
-# Dependencies first, so editing the bot's code doesn't re-download torch.
+# torch (the big one, pinned like pyproject.toml) in its own layer, so editing the bot's
+# code doesn't re-download it.
+RUN pip install --no-cache-dir "torch==2.13.0"
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY cogs ./cogs
