@@ -123,15 +123,50 @@ def _tiny_clip_tokenizer(folder: Path) -> object:
     return CLIPTokenizer.from_pretrained(str(folder), model_max_length=77)
 
 
+def _tiny_vae() -> Any:
+    """The 2-block VAE both tiny pipelines share (scale factor 2: 32² latents, 64² images)."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(_SEED)
+    return AutoencoderKL(
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        sample_size=64,
+    )
+
+
+def _tiny_clip_config(**extra: Any) -> Any:
+    """A 5-layer CLIP text config with hidden size 32 (diffusers' pipeline-test sizes)."""
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=5,
+        vocab_size=1000,
+        max_position_embeddings=77,
+        **extra,
+    )
+
+
 def _build_tiny_image_model(folder: Path) -> None:
     import torch
     from diffusers import (
-        AutoencoderKL,
         PNDMScheduler,
         StableDiffusionPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextModel
 
     tokenizer = _tiny_clip_tokenizer(folder / "_tokenizer_src")
     torch.manual_seed(_SEED)
@@ -146,31 +181,9 @@ def _build_tiny_image_model(folder: Path) -> None:
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=32,
     )
+    vae = _tiny_vae()
     torch.manual_seed(_SEED)
-    vae = AutoencoderKL(
-        block_out_channels=(32, 64),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        sample_size=64,
-    )
-    torch.manual_seed(_SEED)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-            hidden_size=32,
-            intermediate_size=37,
-            layer_norm_eps=1e-05,
-            num_attention_heads=4,
-            num_hidden_layers=5,
-            vocab_size=1000,
-            max_position_embeddings=77,
-        )
-    )
+    text_encoder = CLIPTextModel(_tiny_clip_config())
     # Same scheduler config as SD 1.5 ships; hand-made configs need steps_offset=1.
     scheduler = PNDMScheduler(
         beta_start=0.00085,
@@ -210,12 +223,11 @@ def build_tiny_sdxl_model(folder: Path) -> Path:
         shutil.rmtree(folder)
     import torch
     from diffusers import (
-        AutoencoderKL,
         EulerDiscreteScheduler,
         StableDiffusionXLPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     tokenizer = _tiny_clip_tokenizer(folder / "_tokenizer_src")
     torch.manual_seed(_SEED)
@@ -236,30 +248,8 @@ def build_tiny_sdxl_model(folder: Path) -> Path:
         projection_class_embeddings_input_dim=80,  # 6 time ids × 8 + pooled 32
         cross_attention_dim=64,  # both encoders' hidden states side by side
     )
-    torch.manual_seed(_SEED)
-    vae = AutoencoderKL(
-        block_out_channels=(32, 64),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        sample_size=64,
-    )
-    config = CLIPTextConfig(
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-        hidden_size=32,
-        intermediate_size=37,
-        layer_norm_eps=1e-05,
-        num_attention_heads=4,
-        num_hidden_layers=5,
-        vocab_size=1000,
-        hidden_act="gelu",
-        projection_dim=32,
-        max_position_embeddings=77,
-    )
+    vae = _tiny_vae()
+    config = _tiny_clip_config(hidden_act="gelu", projection_dim=32)
     torch.manual_seed(_SEED)
     text_encoder = CLIPTextModel(config)
     torch.manual_seed(_SEED + 1)
