@@ -589,7 +589,9 @@ class _PromptEncoder:
         left, right = _pad_to(first, left, length), _pad_to(second, right, length)
         embeds = [torch.cat(pair, dim=-1) for pair in zip(left, right, strict=True)]
         provider = second.conditioning_provider
-        pooled = [provider.get_pooled_embeddings([t], device=second.device) for t in texts]
+        pooled_by_text = {t: provider.get_pooled_embeddings([t], device=second.device)
+                          for t in dict.fromkeys(texts)}
+        pooled = [pooled_by_text[t] for t in texts]
         if self.force_zeros_for_empty_negative:
             for i, negative in enumerate(negatives, start=n):
                 if not negative:
@@ -603,12 +605,14 @@ class _PromptEncoder:
 
     @staticmethod
     def _embed_all(compel: Any, texts: list[str]) -> list[torch.Tensor]:
-        embeds = [
-            compel.conditioning_provider.get_embeddings_for_weighted_prompt_fragments(
+        # Each distinct text once: a 4-picture job repeats its prompt and negative 4 times.
+        by_text = {
+            text: compel.conditioning_provider.get_embeddings_for_weighted_prompt_fragments(
                 text_batch=[[text]], fragment_weights_batch=[[1.0]], device=compel.device
             )
-            for text in texts
-        ]
+            for text in dict.fromkeys(texts)
+        }
+        embeds = [by_text[text] for text in texts]
         return list(compel.pad_conditioning_tensors_to_same_length(embeds))
 
 

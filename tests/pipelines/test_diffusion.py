@@ -472,6 +472,31 @@ def test_sdxl_embeddings_match_the_pipeline(sdxl_engine: ImageEngine) -> None:
             torch.testing.assert_close(ours[name], expected, atol=1e-5, rtol=1e-4)
 
 
+def test_repeated_texts_are_encoded_once(sdxl_engine: ImageEngine) -> None:
+    """A 4-picture job repeats its prompt and negative: 2 texts, not 8, reach each encoder;
+    the embeddings are the same as encoding one picture's texts."""
+    encoder = sdxl_engine._encoder
+    assert encoder is not None
+    pipe = sdxl_engine.pipe
+    calls = {"text_encoder": 0, "text_encoder_2": 0}
+
+    def counting(name: str) -> Any:
+        def hook(*_: object) -> None:
+            calls[name] += 1
+        return hook
+
+    hooks = [getattr(pipe, name).register_forward_hook(counting(name)) for name in calls]
+    try:
+        four = encoder.encode(["a cat"] * 4, ["blurry"] * 4)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls == {"text_encoder": 2, "text_encoder_2": 4}  # embeddings + pooled
+    one = encoder.encode(["a cat"], ["blurry"])
+    for name, value in one.items():
+        torch.testing.assert_close(four[name], value.expand_as(four[name]))
+
+
 def test_sdxl_long_prompt(sdxl_engine: ImageEngine) -> None:
     assert sdxl_engine._encoder is not None
     embeds = sdxl_engine._encoder.encode([LONG_PROMPT], [""])
