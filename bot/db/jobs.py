@@ -179,11 +179,15 @@ class JobRepository:
 
     async def delete(self, job_id: str) -> None:
         """Forget a job and remove its image files (the 🗑 button)."""
-        record = await self.get(job_id)
+        async with self.db.execute("SELECT path FROM images WHERE job_id = ?", (job_id,)) as cur:
+            paths = [Path(row["path"]) for row in await cur.fetchall()]
         await self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-        if record:
-            for image in record.images:
-                image.path.unlink(missing_ok=True)
+        await asyncio.to_thread(_remove_files, paths)
+
+
+def _remove_files(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _job_from_row(row: aiosqlite.Row) -> Job:

@@ -333,9 +333,9 @@ class ImagineActions:
             await _ephemeral(interaction, "Only the person who made this picture, or members "
                              "with Manage Messages, can delete it.")
             return
+        await interaction.response.defer()
         if record is not None:
             await self.services.jobs.delete(job_id)
-        await interaction.response.defer()
         if interaction.message is not None:
             try:
                 await interaction.message.delete()
