@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.executor.jobs import ImageMode, ImageParams, ImageResult, Job
-from bot.images import DISCORD_UPLOAD_LIMIT, GenerationParameters, fit_under
+from bot.images import DISCORD_UPLOAD_LIMIT, GenerationParameters, fit_under, make_grid
 
 
 def parameters_for(job: Job, result: ImageResult, index: int) -> GenerationParameters:
@@ -39,6 +39,17 @@ def image_file(job: Job, result: ImageResult, index: int) -> tuple[bytes, str]:
     upscale is shrunk to fit); returns the bytes and the file extension."""
     return fit_under(result.images[index].image, DISCORD_UPLOAD_LIMIT,
                      parameters_for(job, result, index))
+
+
+def grid_file(job: Job, result: ImageResult, limit: int = DISCORD_UPLOAD_LIMIT
+              ) -> tuple[bytes, str]:
+    """The job's pictures as one file under `limit` bytes: a grid (captioned with the style
+    labels, if any) or the single picture, with the first picture's parameters; returns the
+    bytes and the file extension."""
+    labels = [img.label for img in result.images]
+    picture = make_grid([img.image for img in result.images],
+                        labels=labels if any(labels) else None)
+    return fit_under(picture, limit, parameters_for(job, result, 0))
 
 
 def save_images(job: Job, result: ImageResult, directory: Path) -> list[Path]:

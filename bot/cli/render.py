@@ -24,10 +24,9 @@ from bot.executor.jobs import (
     Queued,
 )
 from bot.image_requests import ImageOptions, OptionError, build_image_params
-from bot.images import DISCORD_UPLOAD_LIMIT, fit_under, make_grid
 from bot.pipelines.errors import ModelLoadError
 from bot.prompts import PromptError
-from bot.results import parameters_for, save_images
+from bot.results import grid_file, save_images
 
 
 async def render(settings: Settings, args: argparse.Namespace) -> int:
@@ -84,10 +83,7 @@ async def _follow(events: AsyncIterator[JobEvent], total: int) -> JobEvent | Non
 def _write_files(job: Job, result: ImageResult, out: Path) -> list[Path]:
     paths = save_images(job, result, out)
     if len(result.images) > 1:
-        labels = [img.label for img in result.images]
-        grid = make_grid([img.image for img in result.images],
-                         labels=labels if any(labels) else None)
-        data, extension = fit_under(grid, DISCORD_UPLOAD_LIMIT, parameters_for(job, result, 0))
+        data, extension = grid_file(job, result)
         grid_path = out / f"{job.id}-grid.{extension}"
         grid_path.write_bytes(data)
         paths.append(grid_path)

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.executor.jobs import ImageMode, ImageParams, ImageResult, Job
-from bot.images import fit_under, make_grid
-from bot.results import parameters_for
+from bot.results import grid_file
 
 EMBED_COLOUR = discord.Colour.from_rgb(67, 181, 129)  # green, for the heart
 MODE_TITLES = {ImageMode.TXT2IMG: "", ImageMode.VARIATION: "Variations of ",
@@ -23,10 +22,7 @@ class ResultFile:
 
 def result_file(job: Job, result: ImageResult, *, upload_limit: int, spoiler: bool) -> ResultFile:
     """The grid (or the single image) as one upload under the channel's size limit."""
-    images = [g.image for g in result.images]
-    labels = [g.label for g in result.images]
-    picture = make_grid(images, labels=labels if any(labels) else None)
-    data, extension = fit_under(picture, upload_limit, parameters_for(job, result, 0))
+    data, extension = grid_file(job, result, upload_limit)
     name = f"greenheart-{job.id}.{extension}"
     return ResultFile(data, f"SPOILER_{name}" if spoiler else name)
 
