@@ -139,13 +139,20 @@ class ImagineActions:
             await interaction.response.defer()
         channel = interaction.channel
         assert isinstance(channel, discord.abc.Messageable)
-        status = await channel.send(
-            queued_text(describe(_image(job)), _first_queued(handle)),
-            view=self.buttons.cancel_view(job.id),
-            reference=parent.to_reference(fail_if_not_exists=False) if parent
-            else discord.utils.MISSING,
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+        try:
+            status = await channel.send(
+                queued_text(describe(_image(job)), _first_queued(handle)),
+                view=self.buttons.cancel_view(job.id),
+                reference=parent.to_reference(fail_if_not_exists=False) if parent
+                else discord.utils.MISSING,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            # No status message, so no place for the result: don't render it for nobody.
+            self.services.executor.cancel(job.id)
+            await _ephemeral(interaction, "I could not post in this channel "
+                             f"({exc.text or exc.status}), so nothing was queued.")
+            return
         self._remember_status(job, status.id)
         self.follow(handle, StatusMessage(status))
 

@@ -9,6 +9,7 @@ from typing import Any
 from PIL import Image
 
 from bot.images import read_png_parameters
+from tests.discord_double.errors import missing_permissions
 from tests.discord_double.models import Message
 from tests.harness import BotHarness
 
@@ -159,6 +160,24 @@ async def test_author_deletes_picture_and_its_files(bot_harness: BotHarness) -> 
     await h.double.wait_until(lambda: h.double.world.messages[result.id].deleted, 5, "deleted")
     assert await h.services.jobs.get(job) is None
     assert not record.images[0].path.exists()
+
+
+async def test_a_button_job_that_cannot_post_its_status_is_not_queued(
+    bot_harness: BotHarness,
+) -> None:
+    """The bot lost Send Messages: the member is told, and nothing renders for nobody."""
+    h = bot_harness
+    _, result = await imagine(h, prompt="a lost kite", count=1)
+    job = job_id_of(result)
+    h.double.fail_next("POST", rf"^/channels/{h.studio_id}/messages$", missing_permissions())
+    rec = await click(h, result, f"gh:rr:{job}")
+    await rec.wait_ack(ACK_DEADLINE_S)
+    [told] = await rec.wait_followups(1)
+    assert told.ephemeral and "could not post in this channel" in told.content
+    assert "Missing Permissions" in told.content and "nothing was queued" in told.content
+    assert h.services is not None
+    assert h.services.executor.snapshot() == []
+    h.double.assert_clean()
 
 
 async def test_buttons_work_after_a_restart(bot_harness: BotHarness) -> None:

@@ -180,6 +180,7 @@ class DiscordDouble:
         self.message_log: list[tuple[str, Message]] = []  # ("create"|"update"|"delete", message)
         self._by_token: dict[str, InteractionRecord] = {}
         self._rate_limits: list[RateLimitRule] = []
+        self._failures: list[tuple[str, re.Pattern[str], list[int], ApiError]] = []
         self._routes: list[_Route] = []
         self._change = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -458,6 +459,11 @@ class DiscordDouble:
         self._rate_limits.append(rule)
         return rule
 
+    def fail_next(self, method: str, path_regex: str, error: ApiError, times: int = 1) -> None:
+        """Answer the next ``times`` matching requests with ``error`` (e.g.
+        ``errors.missing_permissions()``), as Discord does when the bot lost a permission."""
+        self._failures.append((method, re.compile(path_regex), [times], error))
+
     def assert_clean(self) -> None:
         """Fail if the bot called a route the double does not know, sent a body the spec
         rejects, or the double answered something the spec rejects."""
@@ -662,6 +668,10 @@ class DiscordDouble:
                 if rule.is_global:
                     headers["X-RateLimit-Global"] = "true"
                 return 429, body, headers
+        for method, pattern, remaining, error in self._failures:
+            if remaining[0] > 0 and method in (record.method, "*") and pattern.search(record.path):
+                remaining[0] -= 1
+                return error.status, error.body(), {}
         if route is None:
             if path_known:
                 return 405, {"message": "405: Method Not Allowed", "code": 0}, {}
