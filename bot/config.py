@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from bot.pipelines.schedulers import scheduler_names
-from bot.prompts import DEFAULT_STYLES, StylePreset
+from bot.prompts import DEFAULT_STYLES, StylePreset, find_style
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 Check = Callable[[Any], str | None]
@@ -337,8 +337,8 @@ def _cross_checks(sections: dict[str, Any]) -> list[str]:
             problems.append(f"image.{key} = {getattr(image, key)}: must not exceed "
                             f"image.max_side ({image.max_side})")
     story: StorySettings = sections["story"]
-    names = {s.name.casefold() for s in image.styles}
-    if story.style and story.style.casefold() not in names:
+    # The same match /story uses at run time (case, spaces, '-' and '_' ignored).
+    if story.style and find_style(image.styles, story.style) is None:
         problems.append(f"story.style = {_show(story.style)}: must be one of the image styles "
                         f"({', '.join(s.name for s in image.styles)}) or empty")
     if story.steps > image.max_steps:

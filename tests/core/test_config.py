@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_settings, settings_from_mapping
+from bot.prompts import DEFAULT_STYLES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,6 +66,13 @@ def test_token_in_file_is_refused() -> None:
 @pytest.mark.parametrize("value", [5, "token-abc", ["a"]])
 def test_a_section_that_is_not_a_table_is_one_clear_problem(value: object) -> None:
     assert problems_of({"discord": value}) == ["discord must be a table ([discord])"]
+
+
+def test_story_style_matches_like_the_style_option() -> None:
+    """Whatever /story would accept as a style name, the config accepts too."""
+    assert any(s.name == "pencil drawing" for s in DEFAULT_STYLES)
+    settings = settings_from_mapping({"story": {"style": "Pencil-Drawing"}}, env={})
+    assert settings.story.style == "Pencil-Drawing"
 
 
 def test_cross_checks() -> None:
