@@ -460,8 +460,8 @@ async def running_bot(models: TinyModelPaths, *, steps: int,
     from bot.app import build_runner
     from bot.client import GreenheartBot
     from bot.services import open_services
-    from tests.discord_double import DiscordDouble
-    from tests.discord_double.fixtures import BOT_ID, connect_client, seed
+    from testkit.discord_double import DiscordDouble
+    from testkit.discord_double.seeding import BOT_ID, connect_client, seed
 
     logging.getLogger("discord").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="greenheart-bench-") as tmp:

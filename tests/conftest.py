@@ -1,17 +1,72 @@
-"""Shared pytest fixtures: the Discord double, tiny models, the running bot."""
+"""Shared pytest fixtures: the Discord double, tiny models, the running bot. The helpers
+behind them live in `testkit/`, which the benches use too."""
 
+from __future__ import annotations
+
+import asyncio
 import os
 
 # Never reach for the hub in tests: loaders fail fast instead of retrying for ~20 s.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tests.discord_double.fixtures import (
-    discord_double,
-    discord_world,
-    make_discord_double,
-)
-from tests.harness import bot_harness, tiny_models
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
-__all__ = ["bot_harness", "discord_double", "discord_world", "make_discord_double",
-           "tiny_models"]
+import pytest
+
+from bot.pipelines.tiny import TinyModelPaths, build_tiny_models
+from testkit.discord_double import DiscordDouble
+from testkit.discord_double.seeding import (
+    MakeDouble,
+    SeededWorld,
+    seeded_world,
+    start_seeded_double,
+)
+from testkit.harness import BotHarness, harness_settings
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModelPaths:
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture
+async def make_discord_double() -> AsyncIterator[MakeDouble]:
+    """An async factory: each call starts a (seeded) double, stopped after the test."""
+    started: list[DiscordDouble] = []
+
+    async def make(*, seeded: bool = True, **kwargs: Any) -> DiscordDouble:
+        double = await start_seeded_double(seeded=seeded, **kwargs)
+        started.append(double)
+        return double
+
+    yield make
+    for double in started:
+        await double.stop()
+
+
+@pytest.fixture
+async def discord_double(make_discord_double: MakeDouble) -> DiscordDouble:
+    return await make_discord_double(heartbeat_interval_ms=500)
+
+
+@pytest.fixture
+def discord_world(discord_double: DiscordDouble) -> SeededWorld:
+    return seeded_world(discord_double)
+
+
+@pytest.fixture
+async def bot_harness(
+    tiny_models: TinyModelPaths, tmp_path: Path, discord_double: DiscordDouble,
+    discord_world: SeededWorld,
+) -> AsyncIterator[BotHarness]:
+    harness = BotHarness(discord_double, discord_world,
+                         harness_settings(tiny_models, tmp_path, discord_double))
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.stop()
+        await asyncio.sleep(0)

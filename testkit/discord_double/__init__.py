@@ -1,6 +1,6 @@
 """A wire-level local Discord API double for end-to-end tests (see ``server.py``).
 
-Quick start (fixtures in ``fixtures.py``)::
+Quick start (the pytest fixtures are in tests/conftest.py; helpers in ``seeding.py``)::
 
     async def test_imagine(discord_double, discord_world):
         w = discord_world

@@ -25,7 +25,7 @@ from bot.story import (
     derive_seed,
     is_story_job,
 )
-from tests.story.fakes import FakeRunner
+from testkit.fakes import FakeRunner
 
 ALICE = Author(1, "alice")
 BOB = Author(2, "bob")

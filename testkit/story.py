@@ -1,34 +1,28 @@
-"""The story tests' view of the real bot (tests/harness.py) on the tiny models.
+"""The story tests' view of the real bot (testkit/harness.py) on the tiny models.
 
-`story_bot.running()` starts GreenheartBot with real services (SQLite file, executor, model
+`StoryBot.running()` starts GreenheartBot with real services (SQLite file, executor, model
 runner) against the local Discord double and stops it on exit; entering it again is a
-restart: same database, same image folder, same double. One model runner serves the whole
-session (loading models is the slow part; its options don't depend on a test's database).
+restart: same database, same image folder, same double.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import pytest
-
-from bot.app import build_runner
 from bot.client import GreenheartBot
-from bot.config import Settings, settings_from_mapping
+from bot.config import Settings
 from bot.engine import ModelRunner
 from bot.executor.jobs import Job
 from bot.pipelines.tiny import TinyModelPaths
-from tests.discord_double import SPEC_ENV, DiscordDouble, InteractionRecord, Message
-from tests.discord_double.fixtures import SeededWorld
-from tests.harness import BotHarness, harness_settings
+from testkit.discord_double import DiscordDouble, InteractionRecord, Message
+from testkit.discord_double.seeding import SeededWorld
+from testkit.harness import BotHarness, harness_settings
 
-SPEC_FILE = Path(__file__).resolve().parents[3] / "shared" / "discord-api-spec" / "openapi.json"
 WAIT_S = 30.0  # generous: a loaded CI machine may be slow; a passing run takes a fraction
 
 
@@ -48,20 +42,6 @@ def fast_sections(**sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def story_settings(tiny: TinyModelPaths, data: Path, double: DiscordDouble,
                    **sections: dict[str, Any]) -> Settings:
     return harness_settings(tiny, data, double, **fast_sections(**sections))
-
-
-@pytest.fixture(scope="session")
-def story_runner(tiny_models: TinyModelPaths) -> ModelRunner:
-    raw = fast_sections(image={"model": str(tiny_models.image)},
-                        story={"model": str(tiny_models.story)})
-    return build_runner(settings_from_mapping(raw))
-
-
-@pytest.fixture(autouse=True)
-def _validate_against_spec_when_available(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    if not os.environ.get(SPEC_ENV) and SPEC_FILE.exists():
-        monkeypatch.setenv(SPEC_ENV, str(SPEC_FILE))
-    yield
 
 
 @dataclass
@@ -157,13 +137,3 @@ class StoryBot:
     def story_jobs(self) -> list[Job]:
         assert self.bot is not None
         return [e.job for e in self.bot.services.executor.snapshot()]
-
-
-@pytest.fixture
-def story_bot(discord_double: DiscordDouble, discord_world: SeededWorld,
-              tiny_models: TinyModelPaths, story_runner: ModelRunner, tmp_path: Path
-              ) -> Iterator[StoryBot]:
-    blocked_term = story_runner.blocked_term  # tests may swap it; the runner is shared
-    yield StoryBot(discord_double, discord_world, tiny_models, story_runner, tmp_path,
-                   discord={})
-    story_runner.blocked_term = blocked_term

@@ -1,13 +1,9 @@
-"""Pytest fixtures and helpers around the Discord double.
+"""A seeded world in the Discord double, and a discord.py client connected to it.
 
-Import them into a conftest (``from tests.discord_double.fixtures import *`` or by name):
-
-- ``make_discord_double(**kwargs)``: an async factory; each call starts a seeded double
-  (kwargs go to :class:`DiscordDouble`), stopped after the test.
-- ``discord_double``: one started, seeded double (heartbeat interval 500 ms).
-- ``discord_world``: the seeded objects (:class:`SeededWorld`) of ``discord_double``.
-
-And, not a fixture, :func:`connect_client` to run a discord.py client against a double.
+- :func:`seed` / :func:`seeded_world`: one guild with two channels and three members.
+- :func:`start_seeded_double`: a started, seeded double (tests/conftest.py makes fixtures
+  of it; the benches call it directly).
+- :func:`connect_client`: run a discord.py client against a double until the block ends.
 """
 
 from __future__ import annotations
@@ -19,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import discord
-import pytest
 
 from .models import Channel, Guild, Perm, Role, User
 from .server import DiscordDouble, point_discord_py_at
@@ -119,29 +114,12 @@ async def connect_client(
 MakeDouble = Callable[..., Awaitable[DiscordDouble]]
 
 
-@pytest.fixture
-async def make_discord_double() -> AsyncIterator[MakeDouble]:
-    started: list[DiscordDouble] = []
-
-    async def make(*, seeded: bool = True, **kwargs: Any) -> DiscordDouble:
-        kwargs.setdefault("bot_id", BOT_ID)
-        double = DiscordDouble(**kwargs)
-        if seeded:
-            seed(double)
-        await double.start()
-        started.append(double)
-        return double
-
-    yield make
-    for double in started:
-        await double.stop()
-
-
-@pytest.fixture
-async def discord_double(make_discord_double: MakeDouble) -> DiscordDouble:
-    return await make_discord_double(heartbeat_interval_ms=500)
-
-
-@pytest.fixture
-def discord_world(discord_double: DiscordDouble) -> SeededWorld:
-    return seeded_world(discord_double)
+async def start_seeded_double(*, seeded: bool = True, **kwargs: Any) -> DiscordDouble:
+    """A started double (kwargs go to :class:`DiscordDouble`), seeded with :func:`seed`
+    unless `seeded` is False; the caller stops it."""
+    kwargs.setdefault("bot_id", BOT_ID)
+    double = DiscordDouble(**kwargs)
+    if seeded:
+        seed(double)
+    await double.start()
+    return double

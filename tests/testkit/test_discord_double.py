@@ -16,14 +16,14 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
-from tests.discord_double import (
+from testkit.discord_double import (
     SPEC_ENV,
     DiscordDouble,
     MessageFlag,
     Overwrite,
     Perm,
 )
-from tests.discord_double.fixtures import MakeDouble, SeededWorld, connect_client, seeded_world
+from testkit.discord_double.seeding import MakeDouble, SeededWorld, connect_client, seeded_world
 
 SPEC_FILE = Path(__file__).resolve().parents[2] / "shared" / "discord-api-spec" / "openapi.json"
 

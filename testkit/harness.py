@@ -6,28 +6,20 @@ database and image folder, as a process restart would.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.app import build_runner
 from bot.client import GreenheartBot
 from bot.config import Settings, settings_from_mapping
 from bot.engine import ModelRunner
-from bot.pipelines.tiny import TinyModelPaths, build_tiny_models
+from bot.pipelines.tiny import TinyModelPaths
 from bot.services import Services, open_services
-from tests.discord_double import DiscordDouble
-from tests.discord_double.fixtures import SeededWorld, connect_client
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModelPaths:
-    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+from testkit.discord_double import DiscordDouble
+from testkit.discord_double.seeding import SeededWorld, connect_client
 
 
 def harness_settings(
@@ -85,18 +77,3 @@ class BotHarness:
         return await self.double.invoke_slash(
             self.guild_id, channel_id or self.studio_id, int(user.id), name,
             options={k: v for k, v in options.items() if v is not None})
-
-
-@pytest.fixture
-async def bot_harness(
-    tiny_models: TinyModelPaths, tmp_path: Path, discord_double: DiscordDouble,
-    discord_world: SeededWorld,
-) -> AsyncIterator[BotHarness]:
-    harness = BotHarness(discord_double, discord_world,
-                         harness_settings(tiny_models, tmp_path, discord_double))
-    await harness.start()
-    try:
-        yield harness
-    finally:
-        await harness.stop()
-        await asyncio.sleep(0)

@@ -12,10 +12,10 @@ import discord.http
 
 from bot.pipelines.tiny import TinyModelPaths
 from bot.services import serve
-from tests.cogs.test_imagine import ACK_BUDGET_S, ACK_DEADLINE_S, is_result
-from tests.discord_double import DiscordDouble
-from tests.discord_double.fixtures import SeededWorld
-from tests.harness import harness_settings
+from testkit.discord_double import DiscordDouble
+from testkit.discord_double.seeding import SeededWorld
+from testkit.harness import harness_settings
+from testkit.imagine import ACK_BUDGET_S, ACK_DEADLINE_S, is_result
 
 
 async def test_serve_runs_the_bot_where_the_config_points(

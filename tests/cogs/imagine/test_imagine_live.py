@@ -16,10 +16,10 @@ from bot.engine import ModelRunner
 from bot.executor.executor import RunContext
 from bot.executor.jobs import Job
 from bot.pipelines.tiny import TinyModelPaths
-from tests.cogs.test_imagine import imagine, is_result
-from tests.discord_double import DiscordDouble
-from tests.discord_double.fixtures import SeededWorld, seeded_world
-from tests.harness import BotHarness, harness_settings
+from testkit.discord_double import DiscordDouble
+from testkit.discord_double.seeding import SeededWorld, seeded_world
+from testkit.harness import BotHarness, harness_settings
+from testkit.imagine import imagine, is_result
 
 
 class SlowGpuRunner(ModelRunner):

@@ -14,8 +14,8 @@ from typing import Any
 from bot.engine import ModelRunner
 from bot.executor.executor import RunContext
 from bot.executor.jobs import Job, JobResult, TextParams
-from tests.discord_double import Message
-from tests.story.conftest import StoryBot
+from testkit.discord_double import Message
+from testkit.story import StoryBot
 
 
 def custom_id(message: Message, prefix: str) -> str:
