@@ -3,10 +3,14 @@
 Threading rules (the races are all here, so they are spelled out):
 - `_lock` guards the fair queue, `_running`, `_cancelled` and `_handles` membership.
 - The worker thread never touches asyncio objects; it hands events to the loop with
-  `loop.call_soon_threadsafe`, and `_deliver` (on the loop) is the only place that puts
-  events into handles and orders the store writes.
+  `loop.call_soon_threadsafe`, and `_deliver` (on the loop) is the only place that pushes
+  events into handles (`JobHandle.push`, bot/executor/handle.py) and orders the store writes.
 - A job's final event is delivered once: whoever finishes it first (the worker, or `cancel`
   for a queued job) marks it finished under the lock.
+- A runner sees the executor only through a `BatchContext`, made per batch and used on the
+  worker thread: it is handed `_emit`, `_is_cancelled` and the batch limit, not the executor.
+  Its `PreviewBudget` and the executor's `PreviewCost` (bot/executor/previews.py) are worker
+  thread only, so they take no lock.
 - All model work runs on the worker thread, loading included (`call`): each OS thread that
   runs torch on a CPU gets its own OpenMP thread team, and once more OpenMP threads exist
   than cores, libgomp stops spinning between parallel regions: every small op then waits on
@@ -21,13 +25,16 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from bot.executor.fairqueue import FairQueue
+
+# JobHandle lives in handle.py; imported here so `from bot.executor.executor import JobHandle`
+# keeps working.
+from bot.executor.handle import JobHandle
 from bot.executor.jobs import (
-    FINAL_EVENTS,
     Cancelled,
     Done,
     Failed,
@@ -39,9 +46,24 @@ from bot.executor.jobs import (
     Queued,
     Started,
 )
+from bot.executor.previews import PreviewBudget, PreviewCost
 
 if TYPE_CHECKING:
     from PIL.Image import Image
+
+__all__ = [
+    "BatchContext",
+    "Executor",
+    "ExecutorLimits",
+    "JobHandle",
+    "JobRunner",
+    "JobStore",
+    "OutOfMemory",
+    "PreviewFn",
+    "QueueEntry",
+    "Refused",
+    "RunContext",
+]
 
 log = logging.getLogger(__name__)
 
@@ -100,39 +122,6 @@ class JobStore(Protocol):
     async def unfinished_jobs(self) -> list[tuple[Job, JobState]]: ...
 
 
-class JobHandle:
-    """The asyncio side of one job: its events, in order, ending with a final one."""
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.state = JobState.QUEUED
-        self.position: int | None = None
-        self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
-        self._final: asyncio.Future[JobEvent] = asyncio.get_running_loop().create_future()
-        # Set once the store has recorded the final state (images written, for image jobs).
-        self._recorded = asyncio.Event()
-
-    def _put(self, event: JobEvent) -> None:
-        self._events.put_nowait(event)
-        if isinstance(event, FINAL_EVENTS) and not self._final.done():
-            self._final.set_result(event)
-
-    async def events(self) -> AsyncIterator[JobEvent]:
-        while True:
-            event = await self._events.get()
-            yield event
-            if isinstance(event, FINAL_EVENTS):
-                return
-
-    async def wait(self) -> JobEvent:
-        """The final event (Done, Failed or Cancelled)."""
-        return await asyncio.shield(self._final)
-
-    async def recorded(self) -> None:
-        """Wait until the store holds the job's final state (its image files included)."""
-        await self._recorded.wait()
-
-
 @dataclass(frozen=True)
 class QueueEntry:
     job: Job
@@ -152,55 +141,36 @@ class ExecutorLimits:
     preview_budget: float = 0.05
 
 
-class _Context:
-    """What the runner sees of the executor, on the worker thread."""
+class BatchContext:
+    """What a runner sees of the executor while it runs one batch, on the worker thread.
 
-    def __init__(self, executor: Executor) -> None:
-        self._executor = executor
-        self._last_preview: dict[str, float] = {}
-        self._started = time.monotonic()
-        self._preview_spent = 0.0  # seconds this run has spent making previews
-        self._preview_step = -1  # the step whose latents were decoded last
+    It is handed what it needs rather than the executor. `emit` is called on the worker
+    thread, so it must only pass events on to the loop (the executor's `_emit` does so with
+    `call_soon_threadsafe`); it never touches asyncio objects itself.
+    """
+
+    def __init__(
+        self,
+        batch_limit: Callable[[], int],
+        emit: Callable[[str, JobEvent], None],
+        cancelled: Callable[[str], bool],
+        previews: PreviewBudget,
+    ) -> None:
+        self._batch_limit = batch_limit
+        self._emit = emit
+        self._cancelled = cancelled
+        self._previews = previews
 
     @property
     def max_batch(self) -> int:
-        return self._executor.batch_limit
+        return self._batch_limit()
 
     def progress(self, job: Job, step: int, total: int, preview: PreviewFn | None) -> None:
-        limits = self._executor.limits
-        image = None
-        now = time.monotonic()
-        wants = (
-            preview is not None
-            and limits.preview_every > 0
-            and (step % limits.preview_every == 0)
-            and step < total
-            and now - self._last_preview.get(job.id, 0.0) >= limits.preview_interval_s
-            # Batch-mates at the step just decoded reuse its pictures: no budget needed.
-            and (step == self._preview_step or self._preview_affordable(now))
-        )
-        if wants and preview is not None:
-            self._last_preview[job.id] = now
-            decodes = step != self._preview_step
-            self._preview_step = step
-            try:
-                image = preview()
-            except Exception:  # a preview must never fail the job
-                log.exception("preview failed for job %s", job.id)
-            spent = time.monotonic() - now
-            self._preview_spent += spent
-            if decodes:
-                self._executor._learn_preview_cost(spent)
-        self._executor._emit(job.id, Progress(step, total, image))
-
-    def _preview_affordable(self, now: float) -> bool:
-        """Whether one more preview keeps previews within the budget share of this run."""
-        expected = self._executor._preview_cost_s
-        budget = self._executor.limits.preview_budget
-        return self._preview_spent + expected <= budget * (now - self._started)
+        image = None if preview is None else self._previews.preview(job.id, step, total, preview)
+        self._emit(job.id, Progress(step, total, image))
 
     def cancelled(self, job_id: str) -> bool:
-        return self._executor._is_cancelled(job_id)
+        return self._cancelled(job_id)
 
 
 class Executor:
@@ -223,7 +193,8 @@ class Executor:
         self._solo: set[str] = set()  # jobs that must run alone after a failed batch
         self._handles: dict[str, JobHandle] = {}
         self._seconds_per_unit: float | None = None
-        self._preview_cost_s = 0.0  # what decoding a preview takes, learned on the worker
+        # What decoding a preview takes: learned on the worker, kept across runs.
+        self._preview_cost = PreviewCost()
         self._run_started = 0.0
         self._running_units = 0
         self._stopping = False
@@ -386,9 +357,9 @@ class Executor:
             if self.store:
                 self._store(self._record_final(handle, self.store.job_finished(job, event)))
             else:
-                handle._recorded.set()
+                handle.mark_recorded()
             self._handles.pop(job_id, None)
-        handle._put(event)
+        handle.push(event)
 
     def _announce_positions(self) -> None:
         """Tell waiting jobs their place (and ETA) when it changed. Runs on the loop."""
@@ -408,7 +379,7 @@ class Executor:
         try:
             await write
         finally:  # a failed write is logged by the writer; nobody should wait forever
-            handle._recorded.set()
+            handle.mark_recorded()
 
     def _store(self, write: Awaitable[None] | None) -> None:
         # Store writes go through one task so they land in the order the events happened.
@@ -425,7 +396,18 @@ class Executor:
     # ----- the worker thread ----------------------------------------------------------------
 
     def _is_cancelled(self, job_id: str) -> bool:
+        # No lock: the runner asks every step, and a flag seen one step late costs one step.
         return self._stopping or job_id in self._cancelled
+
+    def _context(self) -> BatchContext:
+        """A fresh context per batch: its preview budget is this run's, the cost estimate
+        is the executor's. `batch_limit` is read live (it is lowered after out-of-memory)."""
+        return BatchContext(
+            batch_limit=lambda: self.batch_limit,
+            emit=self._emit,
+            cancelled=self._is_cancelled,
+            previews=PreviewBudget(self.limits, self._preview_cost),
+        )
 
     def _next_batch(self) -> list[Job] | None:
         """The next batch; [] when woken for a `call`; None when stopping."""
@@ -478,7 +460,7 @@ class Executor:
         """Run a batch; None means its jobs went back to the queue to run differently."""
         started = time.monotonic()
         try:
-            outcomes = self.runner.run(batch, _Context(self))
+            outcomes = self.runner.run(batch, self._context())
         except Exception as exc:
             oom = isinstance(exc, OutOfMemory)
             # A smaller batch only helps a run of more than one image.
@@ -510,11 +492,6 @@ class Executor:
                 batch)
         self._learn_speed(batch, time.monotonic() - started)
         return outcomes
-
-    def _learn_preview_cost(self, seconds: float) -> None:
-        """Worker thread only (no lock): a moving average of preview decode times."""
-        previous = self._preview_cost_s
-        self._preview_cost_s = seconds if previous == 0 else 0.7 * previous + 0.3 * seconds
 
     def _learn_speed(self, batch: list[Job], seconds: float) -> None:
         units = max(j.work_units for j in batch)
