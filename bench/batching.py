@@ -128,8 +128,8 @@ async def measure(args: Any) -> Table:
 
     from bot.app import image_options
     from bot.config import Settings
-    from bot.engine import ModelRunner
     from bot.executor.executor import Executor, ExecutorLimits
+    from bot.pipelines.runner import ModelRunner
     from bot.pipelines.text import TextModelOptions
 
     pin_threads(args.threads)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from bot.pipelines.tiny import TinyModelPaths
+    from testkit.harness import BotHarness
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -435,46 +436,31 @@ def bot_settings(models: TinyModelPaths, workdir: Path, double: Any, *, steps: i
     return settings_from_mapping(raw, env={"DISCORD_TOKEN": double.token})
 
 
-@dataclass
-class BotSession:
-    double: Any
-    world: Any
-    bot: Any
-    services: Any
-
-    async def slash(self, name: str, user: Any = None, **options: Any) -> Any:
-        user = user or self.world.alice
-        return await self.double.invoke_slash(
-            int(self.world.guild.id), int(self.world.studio.id), int(user.id), name,
-            options={k: v for k, v in options.items() if v is not None})
-
-
 @contextlib.asynccontextmanager
 async def running_bot(models: TinyModelPaths, *, steps: int,
                       double_options: dict[str, Any] | None = None,
                       runner_factory: Callable[[Any], Any] | None = None,
-                      **overrides: dict[str, Any]) -> AsyncIterator[BotSession]:
+                      **overrides: dict[str, Any]) -> AsyncIterator[BotHarness]:
     """The whole bot (services, executor, SQLite, cogs) connected to a seeded Discord double
-    in this process and event loop, as the end-to-end tests run it. `runner_factory(settings)`
-    replaces `bot.app.build_runner` (e.g. to time the runner)."""
+    in this process and event loop: testkit's BotHarness, as the end-to-end tests run it,
+    with production settings. `runner_factory(settings)` replaces `bot.app.build_runner`
+    (e.g. to time the runner)."""
     from bot.app import build_runner
-    from bot.client import GreenheartBot
-    from bot.services import open_services
-    from testkit.discord_double import DiscordDouble
-    from testkit.discord_double.seeding import BOT_ID, connect_client, seed
+    from testkit.discord_double.seeding import seeded_world, start_seeded_double
+    from testkit.harness import BotHarness
 
     logging.getLogger("discord").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="greenheart-bench-") as tmp:
-        double = DiscordDouble(bot_id=BOT_ID, spec=None, **(double_options or {}))
-        world = seed(double)
-        await double.start()
+        double = await start_seeded_double(spec=None, **(double_options or {}))
         try:
             settings = bot_settings(models, Path(tmp), double, steps=steps, **overrides)
-            runner = (runner_factory or build_runner)(settings)
-            async with open_services(settings, runner) as services:
-                bot = GreenheartBot(services, guild_ready_timeout=0.1)
-                async with connect_client(double, bot):
-                    yield BotSession(double, world, bot, services)
+            harness = BotHarness(double, seeded_world(double), settings,
+                                 runner_factory=runner_factory or build_runner)
+            await harness.start()
+            try:
+                yield harness
+            finally:
+                await harness.stop()
         finally:
             await double.stop()
 

@@ -131,8 +131,8 @@ async def _one_job(executor: Any, steps: int, count: int) -> None:
 async def per_job(args: Any, models: Any, taesd_dir: Path, table: Table) -> None:
     from bot.app import executor_limits, image_options
     from bot.config import Settings
-    from bot.engine import ModelRunner
     from bot.executor.executor import Executor, ExecutorLimits
+    from bot.pipelines.runner import ModelRunner
     from bot.pipelines.text import TextModelOptions
 
     settings = Settings()

@@ -88,8 +88,8 @@ def run_bot(settings: Settings) -> int:
         print("DISCORD_TOKEN is not set. Create a bot at https://discord.com/developers, "
               "then: DISCORD_TOKEN=... python -m bot", file=sys.stderr)
         return 2
+    from bot.app import serve  # the composition root pulls in torch: only when serving
     from bot.pipelines.errors import ModelLoadError
-    from bot.services import serve
 
     try:
         asyncio.run(serve(settings))

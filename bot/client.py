@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar, cast
 
 import discord
 import yarl
@@ -17,16 +17,36 @@ from bot.config import DiscordSettings
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Loaded by name so that `bot` never imports `cogs` (the dependency points the other way).
 EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.story", "cogs.admin")
 COMMANDS_HASH_KEY = "commands_hash"
 
 
-def point_at(settings: DiscordSettings) -> None:
-    """Send discord.py's REST and gateway traffic where the config says (proxy or double)."""
+def point_at(settings: DiscordSettings) -> Callable[[], None]:
+    """Send discord.py's REST and gateway traffic where the config says (proxy or double);
+    returns what puts the previous addresses back. (discord.py keeps them on classes.)"""
+    old_base = discord.http.Route.BASE
+    old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     discord.http.Route.BASE = settings.api_base.rstrip("/")
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
+
+    def restore() -> None:
+        discord.http.Route.BASE = old_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+
+    return restore
+
+
+class PartKey(Generic[T]):
+    """A typed name for something an extension provides to the bot (as aiohttp's AppKey)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"PartKey({self.name!r})"
 
 
 class GuardedTree(app_commands.CommandTree["GreenheartBot"]):
@@ -58,6 +78,21 @@ class GreenheartBot(commands.Bot):
         )
         self.services = services
         self.extension_names = tuple(extensions)
+        self._parts: dict[PartKey[Any], object] = {}
+
+    def provide(self, key: PartKey[T], part: T) -> None:
+        """Make a cog's long-lived part (the presenter that follows jobs, a story's turns)
+        reachable by `key`. discord.py builds a persistent item from its custom_id with only
+        the interaction at hand: `interaction.client.part(KEY)` is how the item finds what it
+        works with, typed, without closures or looking cogs up by name."""
+        self._parts[key] = part
+
+    def part(self, key: PartKey[T]) -> T:
+        """What a loaded extension provided under `key`."""
+        try:
+            return cast(T, self._parts[key])
+        except KeyError:
+            raise LookupError(f"no extension provided {key.name!r}") from None
 
     async def setup_hook(self) -> None:
         for name in self.extension_names:

@@ -1,4 +1,5 @@
-"""Small Discord facts both cogs need: a channel's NSFW flag and an interaction's upload limit."""
+"""Small Discord facts every cog needs: the bot behind an interaction, a channel's NSFW flag
+and an interaction's upload limit."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ from typing import Any
 
 import discord
 
-from bot.images import DISCORD_UPLOAD_LIMIT
+from bot.client import GreenheartBot
+from bot.images.upload import DISCORD_UPLOAD_LIMIT
+
+
+def bot_of(interaction: discord.Interaction[Any]) -> GreenheartBot:
+    """The bot an interaction came to (persistent items get nothing else)."""
+    client = interaction.client
+    if not isinstance(client, GreenheartBot):
+        raise TypeError(f"interactions reach a GreenheartBot, not a {type(client).__name__}")
+    return client
 
 
 def is_nsfw(channel: Any) -> bool:

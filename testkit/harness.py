@@ -1,4 +1,6 @@
-"""The real bot (services, executor, tiny models, SQLite file) against the Discord double.
+"""The real bot (services, executor, tiny models, SQLite file) against the Discord double,
+wired by the same composition root as the main job (`bot.app.open_app`). Used by the tests
+and the benches.
 
 `BotHarness.restart()` stops the bot and its services and starts new ones on the same
 database and image folder, as a process restart would.
@@ -12,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.app import build_runner
+from bot.app import build_runner, open_app
 from bot.client import GreenheartBot
 from bot.config import Settings, settings_from_mapping
-from bot.engine import ModelRunner
+from bot.pipelines.runner import ModelRunner
 from bot.pipelines.tiny import TinyModelPaths
-from bot.services import Services, open_services
+from bot.services import Services
 from testkit.discord_double import DiscordDouble
 from testkit.discord_double.seeding import SeededWorld, connect_client
 
@@ -43,25 +45,37 @@ class BotHarness:
     world: SeededWorld
     settings: Settings
     runner_factory: Callable[[Settings], ModelRunner] = build_runner
-    bot: GreenheartBot | None = None
-    services: Services | None = None
+    _bot: GreenheartBot | None = None
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def start(self) -> None:
         stack = contextlib.AsyncExitStack()
-        services = await stack.enter_async_context(
-            open_services(self.settings, self.runner_factory(self.settings)))
-        bot = GreenheartBot(services, guild_ready_timeout=0.1)
-        await stack.enter_async_context(connect_client(self.double, bot))
-        self.bot, self.services, self._stack = bot, services, stack
+        try:
+            bot = await stack.enter_async_context(open_app(
+                self.settings, self.runner_factory(self.settings), guild_ready_timeout=0.1))
+            await stack.enter_async_context(connect_client(self.double, bot))
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._bot, self._stack = bot, stack
 
     async def stop(self) -> None:
         await self._stack.aclose()
-        self.bot = self.services = None
+        self._bot = None
 
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+    @property
+    def bot(self) -> GreenheartBot:
+        if self._bot is None:
+            raise RuntimeError("the bot is not running (start() first)")
+        return self._bot
+
+    @property
+    def services(self) -> Services:
+        return self.bot.services
 
     @property
     def guild_id(self) -> int:

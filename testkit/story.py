@@ -16,8 +16,8 @@ from typing import Any, cast
 
 from bot.client import GreenheartBot
 from bot.config import Settings
-from bot.engine import ModelRunner
 from bot.executor.jobs import Job
+from bot.pipelines.runner import ModelRunner
 from bot.pipelines.tiny import TinyModelPaths
 from testkit.discord_double import DiscordDouble, InteractionRecord, Message
 from testkit.discord_double.seeding import SeededWorld
@@ -63,7 +63,6 @@ class StoryBot:
                              runner_factory=lambda _: cast(ModelRunner, self.runner))
         await harness.start()
         try:
-            assert harness.bot is not None
             self.bot = harness.bot
             yield harness.bot
             if drain:

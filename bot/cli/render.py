@@ -23,10 +23,10 @@ from bot.executor.jobs import (
     Progress,
     Queued,
 )
-from bot.image_requests import ImageOptions, OptionError, build_image_params
+from bot.images.files import grid_file, save_images
+from bot.images.requests import ImageOptions, OptionError, build_image_params
 from bot.pipelines.errors import ModelLoadError
 from bot.prompts import PromptError
-from bot.results import grid_file, save_images
 
 
 async def render(settings: Settings, args: argparse.Namespace) -> int:

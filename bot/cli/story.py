@@ -14,22 +14,19 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from bot.app import build_runner, with_model
+from bot.app import open_services, with_model
 from bot.config import Settings, StorageSettings
-from bot.export import build_export, write_export
 from bot.pipelines.errors import ModelLoadError
-from bot.services import open_services
 from bot.story import (
     Author,
     StoryError,
     StoryLine,
     StoryOptionError,
-    StoryRepository,
-    StoryTeller,
     clean_line,
     clean_title,
     resolve_style,
 )
+from bot.story.export import build_export, write_export
 
 MAX_CLI_LINES = 50
 
@@ -63,10 +60,8 @@ async def _write(settings: Settings, args: argparse.Namespace, seed: str, style:
     print(f"loading {settings.image.model} ...", file=sys.stderr)
     # open_services loads both models first: a missing one is reported with the loader's
     # advice, not as a failed line.
-    async with open_services(settings, build_runner(settings)) as services:
-        stories = StoryRepository(services.db)
-        teller = StoryTeller(stories, services.jobs, services.executor, settings,
-                             services.native_size)
+    async with open_services(settings) as services:
+        stories, teller = services.stories, services.teller
         author = Author(0, _user_name())
         story, _ = await teller.start(seed=seed, title=title, style=style, author=author)
         try:

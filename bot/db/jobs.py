@@ -23,7 +23,7 @@ from bot.executor.jobs import (
     TextParams,
     TextResult,
 )
-from bot.results import save_images
+from bot.images.files import save_images
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.executor.jobs import ImageMode, ImageParams, ImageResult, Job
-from bot.images import DISCORD_UPLOAD_LIMIT, GenerationParameters, fit_under, make_grid
+from bot.images.grids import make_grid
+from bot.images.pnginfo import GenerationParameters
+from bot.images.upload import DISCORD_UPLOAD_LIMIT, fit_under
 
 
 def parameters_for(job: Job, result: ImageResult, index: int) -> GenerationParameters:

@@ -18,7 +18,7 @@ from bot.executor.jobs import (
     TextParams,
     TextResult,
 )
-from bot.images import make_grid
+from bot.images.grids import make_grid
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from bot.config import Settings
 from bot.executor.jobs import ImageParams, TextParams
-from bot.image_requests import base_size
+from bot.images.requests import base_size
 from bot.prompts import clean_prompt, find_blocked_term, find_style, parse_prompt, style_names
 
 MAX_LINE_CHARS = 1500  # leaves room for the decorations in a 2000-character message

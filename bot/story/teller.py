@@ -32,8 +32,8 @@ from bot.executor.jobs import (
     TextParams,
     TextResult,
 )
+from bot.images.files import save_images
 from bot.prompts import PromptError
-from bot.results import save_images
 from bot.story.models import Author, LineSource, Story, StoryLine
 from bot.story.repository import StoryRepository
 from bot.story.requests import illustration_params, text_params

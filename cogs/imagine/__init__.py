@@ -1,4 +1,10 @@
-"""/imagine: prompt to pictures, with live status and buttons that survive restarts."""
+"""/imagine: prompt to pictures, with live status and buttons that survive restarts.
+
+The path of one /imagine, top to bottom: this command validates the request
+(bot.images.requests via ImageJobs.request) and makes the job → the presenter queues it
+(bot.images.lifecycle → bot.executor) and follows its events in the status message →
+the result is posted with its buttons (buttons.py, result_message.py).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,18 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.executor.executor import JobHandle
-from bot.image_requests import (
+from bot.images.requests import (
     ALL_STYLES,
     ASPECTS,
     MAX_COUNT,
     MAX_SEED,
     ImageOptions,
     OptionError,
-    build_image_params,
 )
 from bot.prompts import PromptError, suggest_styles
-from cogs.imagine.actions import ORIGIN_KIND, ImagineActions, safety_refusal
+from cogs.common import is_nsfw
+from cogs.imagine.buttons import ACTIONS, ITEMS
+from cogs.imagine.presenter import ImaginePresenter
 
 if TYPE_CHECKING:
     from bot.client import GreenheartBot
@@ -30,24 +37,24 @@ log = logging.getLogger(__name__)
 
 
 class ImagineCog(commands.Cog, name="Imagine"):
-    def __init__(self, bot: GreenheartBot, actions: ImagineActions) -> None:
+    def __init__(self, bot: GreenheartBot, presenter: ImaginePresenter) -> None:
         self.bot = bot
-        self.services = bot.services
-        self.actions = actions
+        self.images = bot.services.images
+        self.presenter = presenter
 
     async def cog_load(self) -> None:
         # Jobs restored from the last run continue in their old status messages.
-        mine = [h for h in self.services.restored if h.job.origin.get("kind") == ORIGIN_KIND]
+        mine = self.images.restored(self.bot.services.restored)
         if mine:
             asyncio.create_task(self._resume(mine))  # noqa: RUF006 - kept by the tasks it starts
 
     async def cog_unload(self) -> None:
-        await self.actions.close()
+        await self.presenter.close()
 
     async def _resume(self, handles: list[JobHandle]) -> None:
         await self.bot.wait_until_ready()
         for handle in handles:
-            await self.actions.resume(handle)
+            await self.presenter.resume(handle)
 
     @app_commands.command(name="imagine", description="Paint a prompt: subject | style")
     @app_commands.describe(
@@ -74,32 +81,25 @@ class ImagineCog(commands.Cog, name="Imagine"):
         aspect: str | None = None,
         count: app_commands.Range[int, 1, MAX_COUNT] | None = None,
     ) -> None:
-        settings = self.services.settings.image
         try:
-            params = build_image_params(
-                ImageOptions(prompt=prompt, style=style, negative=negative, seed=seed,
-                             steps=steps, guidance=guidance, aspect=aspect, count=count),
-                settings,
-                self.services.native_size,
-            )
+            params = self.images.request(ImageOptions(
+                prompt=prompt, style=style, negative=negative, seed=seed, steps=steps,
+                guidance=guidance, aspect=aspect, count=count))
         except (OptionError, PromptError) as exc:
             await interaction.response.send_message(f"⚠️ {exc}", ephemeral=True)
             return
-        refusal = safety_refusal(self.services, f"{params.prompt}\n{params.subject}",
-                                 interaction.channel)
+        refusal = self.images.refusal(params, nsfw_allowed=is_nsfw(interaction.channel))
         if refusal:
             await interaction.response.send_message(f"⚠️ {refusal}", ephemeral=True)
             return
-        channel = interaction.channel
-        assert channel is not None
-        job = self.actions.new_job(interaction.user, params, channel, interaction)  # type: ignore[arg-type]
-        await self.actions.start_from_command(interaction, job)
+        await self.presenter.start_from_command(interaction,
+                                                self.presenter.new_job(interaction, params))
 
     @imagine.autocomplete("style")
     async def style_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        styles = self.services.settings.image.styles
+        styles = self.bot.services.settings.image.styles
         names = suggest_styles(styles, current, limit=24)
         if ALL_STYLES.startswith(current.strip().casefold()):
             names.append(ALL_STYLES)
@@ -107,6 +107,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
 
 
 async def setup(bot: GreenheartBot) -> None:
-    actions = ImagineActions(bot, bot.services)
-    bot.add_dynamic_items(*actions.buttons.all())
-    await bot.add_cog(ImagineCog(bot, actions))
+    presenter = ImaginePresenter(bot, bot.services)
+    bot.provide(ACTIONS, presenter)
+    bot.add_dynamic_items(*ITEMS)
+    await bot.add_cog(ImagineCog(bot, presenter))

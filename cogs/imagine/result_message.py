@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.executor.jobs import ImageMode, ImageParams, ImageResult, Job
-from bot.results import grid_file
+from bot.images.files import grid_file
 
 EMBED_COLOUR = discord.Colour.from_rgb(67, 181, 129)  # green, for the heart
 MODE_TITLES = {ImageMode.TXT2IMG: "", ImageMode.VARIATION: "Variations of ",

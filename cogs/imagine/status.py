@@ -19,13 +19,24 @@ from typing import Any
 import discord
 from PIL.Image import Image
 
-from bot.executor.jobs import Progress, Queued
+from bot.executor.jobs import ImageMode, ImageParams, Progress, Queued
 
 log = logging.getLogger(__name__)
 
 TOKEN_LIFETIME_S = 14 * 60  # interaction tokens live 15 minutes; keep a margin
 PREVIEW_SIDE = 384
 QUEUE_EDITS_PER_SECOND = 10.0  # queue-position edits of all status messages together
+
+
+def describe(params: ImageParams) -> str:
+    """What a status message is about: the subject, its style or what was done to it."""
+    subject = params.subject if len(params.subject) <= 200 else params.subject[:199] + "…"
+    if params.mode is ImageMode.UPSCALE:
+        return f"Upscaling image {params.source_index + 1} of **{subject}**"
+    if params.mode is ImageMode.VARIATION:
+        return f"Variations of image {params.source_index + 1} of **{subject}**"
+    style = f" · {params.style}" if params.style else ""
+    return f"**{subject}**{style}"
 
 
 def format_eta(seconds: float | None) -> str:

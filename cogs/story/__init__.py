@@ -11,6 +11,7 @@ from discord.ext import commands
 from bot.prompts import suggest_styles
 from bot.story import MAX_LINE_CHARS, MAX_TITLE_CHARS
 from cogs.story.actions import StoryActions
+from cogs.story.buttons import ACTIONS, ITEMS
 
 if TYPE_CHECKING:
     from bot.client import GreenheartBot
@@ -74,5 +75,6 @@ class StoryCog(commands.Cog, name="Story"):
 
 async def setup(bot: GreenheartBot) -> None:
     actions = StoryActions(bot, bot.services)
-    bot.add_dynamic_items(*actions.buttons.all())
+    bot.provide(ACTIONS, actions)
+    bot.add_dynamic_items(*ITEMS)
     await bot.add_cog(StoryCog(bot, actions))

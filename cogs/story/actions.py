@@ -15,7 +15,6 @@ from typing import Any, Literal
 import discord
 
 from bot.executor.executor import JobHandle
-from bot.export import export_for_upload
 from bot.services import Services
 from bot.story import (
     Author,
@@ -32,8 +31,8 @@ from bot.story import (
     is_story_job,
     resolve_style,
 )
+from bot.story.export import export_for_upload
 from cogs.common import is_nsfw, upload_limit
-from cogs.story.buttons import StoryButtons
 from cogs.story.messages import LIST_LIMIT, intro_content, list_content
 from cogs.story.thread import NO_PINGS, StoryThread
 
@@ -53,12 +52,10 @@ class StoryActions:
         self.client = client
         self.services = services
         self.settings = services.settings
-        self.stories = StoryRepository(services.db)
-        self.teller = StoryTeller(self.stories, services.jobs, services.executor,
-                                  services.settings, services.native_size)
+        self.stories: StoryRepository = services.stories
+        self.teller: StoryTeller = services.teller
         self.turns = Turns()
-        self.buttons = StoryButtons(self)
-        self.thread = StoryThread(client, self.stories, services.jobs, self.buttons)
+        self.thread = StoryThread(client, self.stories, services.jobs)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ----- slash commands -------------------------------------------------------------------

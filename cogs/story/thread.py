@@ -16,10 +16,10 @@ from collections.abc import Sequence
 import discord
 
 from bot.db.jobs import JobRepository
-from bot.export import ExportFile, authors
 from bot.story import Story, StoryLine, StoryRepository
+from bot.story.export import ExportFile, authors
 from cogs.common import is_nsfw
-from cogs.story.buttons import StoryButtons
+from cogs.story.buttons import line_view
 from cogs.story.messages import ended_content, line_content
 
 log = logging.getLogger(__name__)
@@ -28,12 +28,11 @@ NO_PINGS = discord.AllowedMentions.none()
 
 
 class StoryThread:
-    def __init__(self, client: discord.Client, stories: StoryRepository, jobs: JobRepository,
-                 buttons: StoryButtons) -> None:
+    def __init__(self, client: discord.Client, stories: StoryRepository,
+                 jobs: JobRepository) -> None:
         self.client = client
         self.stories = stories
         self.jobs = jobs
-        self.buttons = buttons
 
     def channel(self, story: Story) -> discord.PartialMessageable | None:
         if story.thread_id is None:
@@ -51,7 +50,7 @@ class StoryThread:
         current = await self.stories.get(story.id) or story
         latest = line.number == await self.stories.count_lines(story.id)
         content = line_content(current, line)
-        view = self.buttons.line_view(current, line, latest=latest)
+        view = line_view(current, line, latest=latest)
         picture = await _picture(line, spoiler=line.image_nsfw and not self._nsfw(current))
         if line.message_id is not None:
             try:
@@ -79,7 +78,7 @@ class StoryThread:
             return
         try:
             await thread.get_partial_message(line.message_id).edit(
-                view=self.buttons.line_view(story, line, latest=False))
+                view=line_view(story, line, latest=False))
         except discord.HTTPException:
             log.warning("could not update the buttons of line %d of story %d", number, story.id)
 

@@ -10,8 +10,8 @@ import discord
 import discord.gateway
 import discord.http
 
+from bot.app import serve
 from bot.pipelines.tiny import TinyModelPaths
-from bot.services import serve
 from testkit.discord_double import DiscordDouble
 from testkit.discord_double.seeding import SeededWorld
 from testkit.harness import harness_settings

@@ -8,8 +8,9 @@ import numpy as np
 from PIL import Image
 
 from bot.executor.jobs import GeneratedImage, ImageParams, ImageResult, Job
-from bot.images import DISCORD_UPLOAD_LIMIT, read_png_parameters
-from bot.results import save_images
+from bot.images.files import save_images
+from bot.images.pnginfo import read_png_parameters
+from bot.images.upload import DISCORD_UPLOAD_LIMIT
 
 
 def test_saved_files_carry_parameters_and_fit_the_upload_limit(tmp_path: Path) -> None:

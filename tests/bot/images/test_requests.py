@@ -6,7 +6,7 @@ import pytest
 
 from bot.config import ImageSettings
 from bot.executor.jobs import ImageMode
-from bot.image_requests import (
+from bot.images.requests import (
     ALL_STYLES,
     ImageOptions,
     OptionError,

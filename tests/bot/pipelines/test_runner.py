@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.app import build_runner, image_options, text_options
+from bot.app import build_runner, image_options, open_services, text_options
 from bot.config import settings_from_mapping
-from bot.engine import ModelRunner
 from bot.executor.executor import Executor, ExecutorLimits, RunContext
 from bot.executor.jobs import Done, ImageParams, ImageResult, Job, JobResult
+from bot.pipelines.runner import ModelRunner
 from bot.pipelines.tiny import TinyModelPaths
-from bot.services import open_services
 
 
 def image_job(user: int, prompt: str, seed: int, steps: int = 12) -> Job:

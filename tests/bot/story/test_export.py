@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.export import build_export, export_for_upload, slug, write_export
 from bot.story import Author, LineSource, Story, StoryLine, StoryState
+from bot.story.export import build_export, export_for_upload, slug, write_export
 
 CREATED = 1_764_240_000.0  # 2025-11-27
 

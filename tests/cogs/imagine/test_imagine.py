@@ -8,7 +8,7 @@ from typing import Any
 
 from PIL import Image
 
-from bot.images import read_png_parameters
+from bot.images.pnginfo import read_png_parameters
 from testkit.discord_double.errors import missing_permissions
 from testkit.discord_double.models import Message
 from testkit.harness import BotHarness

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.engine import ModelRunner
 from bot.executor.executor import RunContext
 from bot.executor.jobs import Job
+from bot.pipelines.runner import ModelRunner
 from bot.pipelines.tiny import TinyModelPaths
 from testkit.discord_double import DiscordDouble
 from testkit.discord_double.seeding import SeededWorld, seeded_world

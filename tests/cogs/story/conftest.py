@@ -11,7 +11,7 @@ import pytest
 
 from bot.app import build_runner
 from bot.config import settings_from_mapping
-from bot.engine import ModelRunner
+from bot.pipelines.runner import ModelRunner
 from bot.pipelines.tiny import TinyModelPaths
 from testkit.discord_double import SPEC_ENV, DiscordDouble
 from testkit.discord_double.seeding import SeededWorld

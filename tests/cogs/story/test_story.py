@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from io import BytesIO
 from typing import Any
 
-from bot.engine import ModelRunner
 from bot.executor.executor import RunContext
 from bot.executor.jobs import Job, JobResult, TextParams
+from bot.pipelines.runner import ModelRunner
 from testkit.discord_double import Message
 from testkit.story import StoryBot
 
