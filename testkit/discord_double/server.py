@@ -102,6 +102,41 @@ class _Call:
 Handler = Callable[[_Call], Awaitable[tuple[int, Any]]]
 
 
+NONCE_WINDOW_S = 5 * 60  # Discord says "the past few minutes"
+RESET = -1  # the "status" of a request whose connection was dropped without an answer
+
+
+@dataclass
+class _Fault:
+    """An injected failure: an error answer or a dropped connection, before the request
+    takes effect or after it did."""
+
+    method: str
+    pattern: re.Pattern[str]
+    remaining: int
+    after: bool
+    error: ApiError | None  # None: drop the connection
+
+    def take(self, method: str, path: str) -> bool:
+        if self.remaining > 0 and self.method in (method, "*") and self.pattern.search(path):
+            self.remaining -= 1
+            return True
+        return False
+
+
+def _fault_answer(fault: _Fault) -> tuple[int, Any, dict[str, str]]:
+    if fault.error is None:
+        return RESET, None, {}
+    return fault.error.status, fault.error.body(), {}
+
+
+def _drop_connection(request: web.Request) -> None:
+    """Close the socket with no response, as a proxy or a flaky network does."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
 @dataclass
 class _Route:
     method: str
@@ -180,7 +215,7 @@ class DiscordDouble:
         self.message_log: list[tuple[str, Message]] = []  # ("create"|"update"|"delete", message)
         self._by_token: dict[str, InteractionRecord] = {}
         self._rate_limits: list[RateLimitRule] = []
-        self._failures: list[tuple[str, re.Pattern[str], list[int], ApiError]] = []
+        self._faults: list[_Fault] = []
         self._routes: list[_Route] = []
         self._change = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -459,10 +494,30 @@ class DiscordDouble:
         self._rate_limits.append(rule)
         return rule
 
-    def fail_next(self, method: str, path_regex: str, error: ApiError, times: int = 1) -> None:
+    def fail_next(self, method: str, path_regex: str, error: ApiError, times: int = 1, *,
+                  after: bool = False) -> None:
         """Answer the next ``times`` matching requests with ``error`` (e.g.
-        ``errors.missing_permissions()``), as Discord does when the bot lost a permission."""
-        self._failures.append((method, re.compile(path_regex), [times], error))
+        ``errors.missing_permissions()``), as Discord does when the bot lost a permission.
+        With ``after``, the request takes effect first and only its answer is the error: a
+        502 from a proxy after Discord created the message."""
+        self._faults.append(_Fault(method, re.compile(path_regex), times, after, error))
+
+    def reset_next(self, method: str, path_regex: str, times: int = 1, *,
+                   after: bool = False) -> None:
+        """Drop the connection of the next ``times`` matching requests without an answer
+        (the client sees the server disconnect); with ``after``, once the request took
+        effect, so the client cannot know whether it did."""
+        self._faults.append(_Fault(method, re.compile(path_regex), times, after, None))
+
+    def clear_faults(self) -> None:
+        """Forget the injected failures not used yet (the network is fine again)."""
+        self._faults.clear()
+
+    def _take_fault(self, record: RecordedRequest, *, after: bool) -> _Fault | None:
+        for fault in self._faults:
+            if fault.after == after and fault.take(record.method, record.path):
+                return fault
+        return None
 
     def assert_clean(self) -> None:
         """Fail if the bot called a route the double does not know, sent a body the spec
@@ -633,8 +688,20 @@ class DiscordDouble:
                     method, path, request.query, body, has_body=has_body, multipart=multipart
                 )
             )
-        status, answer, extra = await self._answer(request, route, params, path_known, record)
+        before = self._take_fault(record, after=False)
+        if before is not None:
+            status, answer, extra = _fault_answer(before)
+        else:
+            status, answer, extra = await self._answer(request, route, params, path_known,
+                                                       record)
+            late = self._take_fault(record, after=True)
+            if late is not None:
+                status, answer, extra = _fault_answer(late)
         record.status, record.response = status, answer
+        if status == RESET:
+            self._changed()
+            _drop_connection(request)
+            return web.Response(status=500)  # never sent: the connection is gone
         if route is None:
             self.unknown_requests.append(record)
         if self.spec is not None and route is not None:
@@ -668,10 +735,6 @@ class DiscordDouble:
                 if rule.is_global:
                     headers["X-RateLimit-Global"] = "true"
                 return 429, body, headers
-        for method, pattern, remaining, error in self._failures:
-            if remaining[0] > 0 and method in (record.method, "*") and pattern.search(record.path):
-                remaining[0] -= 1
-                return error.status, error.body(), {}
         if route is None:
             if path_known:
                 return 405, {"message": "405: Method Not Allowed", "code": 0}, {}
@@ -1132,6 +1195,13 @@ class DiscordDouble:
         if body.get("message_reference"):
             perm |= Perm.READ_MESSAGE_HISTORY
         self._require(channel, perm)
+        # Discord: with enforce_nonce, a create whose nonce the same author used in the last
+        # few minutes returns that message instead of making another.
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce"):
+            earlier = self.world.message_with_nonce(self.bot_user.id, nonce, NONCE_WINDOW_S)
+            if earlier is not None:
+                return 200, self.world.message_payload(earlier)
         self._unarchive_for_send(channel, by_bot=True)
         message = self._create_message(channel, self.bot_user.id, body, call.files)
         return 200, self.world.message_payload(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import mimetypes
 import re
@@ -24,6 +25,7 @@ from .models import (
     StoredAttachment,
     User,
     iso,
+    now,
     snowflake,
 )
 
@@ -227,6 +229,16 @@ class World:
     def member(self, guild_id: int, user_id: int) -> Member | None:
         guild = self.guilds.get(guild_id)
         return None if guild is None else guild.members.get(user_id)
+
+    def message_with_nonce(self, author_id: int, nonce: int | str,
+                           within_s: float) -> Message | None:
+        """The newest live message `author_id` created with `nonce` in the last `within_s`
+        seconds (Discord compares nonces as sent: 5 and "5" differ)."""
+        cutoff = now() - dt.timedelta(seconds=within_s)
+        found = [m for m in self.messages.values()
+                 if m.author_id == author_id and m.nonce == nonce and not m.deleted
+                 and m.timestamp >= cutoff]
+        return max(found, key=lambda m: m.id) if found else None
 
     def channel_messages(
         self, channel_id: int, *, include_ephemeral: bool = False

@@ -22,6 +22,7 @@ from testkit.discord_double import (
     MessageFlag,
     Overwrite,
     Perm,
+    errors,
 )
 from testkit.discord_double.seeding import MakeDouble, SeededWorld, connect_client, seeded_world
 
@@ -578,4 +579,51 @@ async def test_message_lifecycle_and_mentions(
     )
     events = [event for event, _ in discord_double.gateway.dispatched]
     assert events.count("MESSAGE_DELETE") == 2 and "MESSAGE_UPDATE" in events
+    discord_double.assert_clean()
+
+
+async def test_enforced_nonce_returns_the_earlier_message(
+    discord_double: DiscordDouble, discord_world: SeededWorld
+) -> None:
+    async with connect_client(discord_double, make_bot()) as bot:
+        channel = bot.get_channel(discord_world.studio.id)
+        assert isinstance(channel, discord.TextChannel)
+        first = await channel.send("result", nonce="gh:job:1")
+        again = await channel.send("result", nonce="gh:job:1")
+        other = await channel.send("result", nonce="gh:job:2")
+    assert again.id == first.id and other.id != first.id
+    assert [m.content for m in discord_double.channel_messages(discord_world.studio.id)] == [
+        "result", "result"]
+    discord_double.assert_clean()
+
+
+async def test_a_502_after_the_create_is_retried_into_the_same_message(
+    discord_double: DiscordDouble, discord_world: SeededWorld
+) -> None:
+    discord_double.fail_next("POST", r"/channels/\d+/messages$", errors.ApiError(
+        502, 0, "Bad Gateway"), after=True)
+    async with connect_client(discord_double, make_bot()) as bot:
+        channel = bot.get_channel(discord_world.studio.id)
+        assert isinstance(channel, discord.TextChannel)
+        # discord.py retries a 502 with the same body: the nonce makes that safe.
+        sent = await channel.send("lost answer", nonce="n-1")
+    posts = discord_double.requests_matching("POST", r"/channels/\d+/messages$")
+    assert [r.status for r in posts] == [502, 200]
+    created = discord_double.channel_messages(discord_world.studio.id)
+    assert [m.id for m in created] == [sent.id]
+
+
+@pytest.mark.parametrize("after", [False, True])
+async def test_a_dropped_connection_before_or_after_the_create(
+    discord_double: DiscordDouble, discord_world: SeededWorld, after: bool
+) -> None:
+    discord_double.reset_next("POST", r"/channels/\d+/messages$", after=after)
+    async with connect_client(discord_double, make_bot()) as bot:
+        channel = bot.get_channel(discord_world.studio.id)
+        assert isinstance(channel, discord.TextChannel)
+        with pytest.raises((aiohttp.ClientError, OSError)):
+            await channel.send("maybe", nonce="n-2")
+        assert len(discord_double.channel_messages(discord_world.studio.id)) == int(after)
+        await channel.send("maybe", nonce="n-2")
+        assert len(discord_double.channel_messages(discord_world.studio.id)) == 1
     discord_double.assert_clean()
