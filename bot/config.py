@@ -102,6 +102,8 @@ class DiscordSettings:
     sync_commands: bool = setting(True)
     message_content: bool = setting(False)
     status_edit_interval: float = setting(1.5, _between(0.5, 30))
+    # How long a result whose post keeps failing (Discord or the network down) is retried.
+    delivery_retry_s: float = setting(3600.0, _between(0, 86400))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
-"""The job table: every job is written when accepted and updated at each state change."""
+"""The job table: every job is written when accepted and updated at each state change
+(see `JobState`). A state only moves along `NEXT_STATES`: each update names the states it
+may come from, so a late or repeated write (a delivery after a failure, a second delivery)
+changes nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +27,11 @@ from bot.executor.jobs import (
     JobState,
     TextParams,
     TextResult,
+    origin_from_json,
 )
 from bot.images.files import save_images
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class JobRepository:
             " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job.id, job.user_id, job.user_name, job.kind.value,
              json.dumps(job.params.to_json(), ensure_ascii=False),
-             json.dumps(job.origin), JobState.QUEUED.value, job.attempts, job.created_at),
+             _origin_json(job), JobState.QUEUED.value, job.attempts, job.created_at),
         )
 
     async def job_started(self, job: Job) -> None:
@@ -76,7 +84,9 @@ class JobRepository:
             (JobState.RUNNING.value, job.attempts, time.time(), job.id),
         )
 
-    async def job_finished(self, job: Job, event: Done | Failed | Cancelled) -> None:
+    async def job_finished(self, job: Job, event: Done | Failed | Cancelled) -> JobRecord | None:
+        """Record how a run ended; returns the job's record as it now stands (the executor
+        hands it to whoever waits on the job)."""
         now = time.time()
         if isinstance(event, Failed):
             await self._set_final(job.id, JobState.FAILED, now, reason=event.reason)
@@ -86,6 +96,7 @@ class JobRepository:
             await self._record_images(job, event.result, now)
         else:
             await self._record_text(job.id, event.result, now)
+        return await self.get(job.id)
 
     async def job_interrupted(self, job: Job) -> None:
         # A clean shutdown is not a crash: the run doesn't count towards the retry limit.
@@ -106,48 +117,73 @@ class JobRepository:
 
     async def _set_final(self, job_id: str, state: JobState, now: float, *,
                          reason: str | None = None) -> None:
-        await self.db.execute(
-            "UPDATE jobs SET state = ?, reason = ?, finished_at = ? WHERE id = ?",
-            (state.value, reason, now, job_id),
-        )
+        await self._move(job_id, state, "reason = ?, finished_at = ?", reason, now)
+
+    async def _move(self, job_id: str, state: JobState, sets: str = "", *values: Any) -> bool:
+        """Set `state` (and `sets`) if the job is in a state that may become it."""
+        before = [s.value for s in JobState if s.may_become(state)]
+        marks = ", ".join("?" * len(before))
+        async with self.db.execute(
+            f"UPDATE jobs SET state = ?{', ' + sets if sets else ''}"
+            f" WHERE id = ? AND state IN ({marks})",
+            (state.value, *values, job_id, *before),
+        ) as cur:
+            return cur.rowcount > 0
 
     async def _record_images(self, job: Job, result: ImageResult, now: float) -> None:
         assert isinstance(job.params, ImageParams)
-        # PNG encoding is CPU work: keep it off the event loop.
-        paths = await asyncio.to_thread(save_images, job, result, self.images_dir)
+        try:
+            # PNG encoding is CPU work: keep it off the event loop.
+            paths = await asyncio.to_thread(save_images, job, result, self.images_dir)
+        except OSError as exc:
+            # A full disk (or a folder gone) fails the job: left running, it would render
+            # and post again after a restart. save_images left no partial files behind.
+            log.error("job %s: could not write its pictures: %s", job.id, exc)
+            await self._set_final(job.id, JobState.FAILED, now, reason=_write_failure(exc))
+            return
         await self.db.executemany(
             "INSERT OR REPLACE INTO images (job_id, idx, seed, path, nsfw, label)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             [(job.id, i, img.seed, str(path), int(img.nsfw), img.label)
              for i, (img, path) in enumerate(zip(result.images, paths, strict=True))],
         )
-        # Marked done only after its images are recorded: a crash in between re-runs it.
-        await self.db.execute(
-            "UPDATE jobs SET state = ?, model = ?, sampler = ?, timings = ?, finished_at = ?"
-            " WHERE id = ?",
-            (JobState.DONE.value, result.model, result.sampler, json.dumps(result.timings),
-             now, job.id),
-        )
+        # Rendered only after its images are recorded: a crash in between re-runs it.
+        await self._move(job.id, JobState.RENDERED,
+                         "model = ?, sampler = ?, timings = ?, finished_at = ?",
+                         result.model, result.sampler, json.dumps(result.timings), now)
 
     async def _record_text(self, job_id: str, result: TextResult, now: float) -> None:
-        await self.db.execute(
-            "UPDATE jobs SET state = ?, model = ?, timings = ?, result_text = ?, finished_at = ?"
-            " WHERE id = ?",
-            (JobState.DONE.value, result.model, json.dumps(result.timings), result.text, now,
-             job_id),
-        )
+        await self._move(job_id, JobState.RENDERED,
+                         "model = ?, timings = ?, result_text = ?, finished_at = ?",
+                         result.model, json.dumps(result.timings), result.text, now)
+
+    # ----- delivery ---------------------------------------------------------------------------
+
+    async def mark_delivered(self, job_id: str, channel_id: int, message_id: int) -> bool:
+        """The job's result message exists: store where. False when it was not rendered
+        (or was delivered already: the first delivery's ids stay)."""
+        return await self._move(job_id, JobState.DELIVERED, "channel_id = ?, message_id = ?",
+                                channel_id, message_id)
+
+    async def mark_undeliverable(self, job_id: str, reason: str) -> bool:
+        """Its result can never be posted (the channel is gone, no access): failed."""
+        return await self._move(job_id, JobState.FAILED, "reason = ?", reason)
+
+    async def undelivered(self) -> list[JobRecord]:
+        """Rendered jobs whose result was never posted, oldest first."""
+        async with self.db.execute(
+            "SELECT id FROM jobs WHERE state = ? ORDER BY created_at",
+            (JobState.RENDERED.value,),
+        ) as cur:
+            ids = [row["id"] for row in await cur.fetchall()]
+        records = [await self.get(job_id) for job_id in ids]
+        return [r for r in records if r is not None]
 
     # ----- look-ups ---------------------------------------------------------------------------
 
-    async def set_posted(self, job_id: str, channel_id: int, message_id: int) -> None:
-        await self.db.execute(
-            "UPDATE jobs SET channel_id = ?, message_id = ? WHERE id = ?",
-            (channel_id, message_id, job_id),
-        )
-
-    async def update_origin(self, job_id: str, origin: dict[str, Any]) -> None:
+    async def update_origin(self, job: Job) -> None:
         await self.db.execute("UPDATE jobs SET origin = ? WHERE id = ?",
-                              (json.dumps(origin), job_id))
+                              (_origin_json(job), job.id))
 
     async def get(self, job_id: str) -> JobRecord | None:
         async with self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
@@ -185,6 +221,16 @@ class JobRepository:
         await asyncio.to_thread(_remove_files, paths)
 
 
+def _origin_json(job: Job) -> str:
+    return json.dumps(job.origin.to_json() if job.origin is not None else {})
+
+
+def _write_failure(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "The pictures were made but could not be saved: the bot's disk is full."
+    return f"The pictures were made but could not be saved ({exc.strerror or exc})."
+
+
 def _remove_files(paths: list[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
@@ -201,7 +247,7 @@ def _job_from_row(row: aiosqlite.Row) -> Job:
         user_id=row["user_id"],
         user_name=row["user_name"],
         params=params,
-        origin=json.loads(row["origin"] or "{}"),
+        origin=origin_from_json(json.loads(row["origin"] or "{}")),
         attempts=row["attempts"],
         created_at=row["created_at"],
     )

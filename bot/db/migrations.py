@@ -87,6 +87,18 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX story_lines_by_message ON story_lines(message_id);
     """,
+    # 3: "done" splits into rendered (files written) and delivered (result message stored).
+    # A posted job was delivered; a story's jobs were taken into their story; an /imagine
+    # result that never got its message is owed one if it is recent, else given up.
+    """
+    UPDATE jobs SET state = 'delivered'
+        WHERE state = 'done' AND (message_id IS NOT NULL
+                                  OR json_extract(origin, '$.kind') IS NOT 'imagine');
+    UPDATE jobs SET state = 'rendered'
+        WHERE state = 'done' AND finished_at >= CAST(strftime('%s', 'now') AS REAL) - 3600;
+    UPDATE jobs SET state = 'failed', reason = 'The result could not be posted.'
+        WHERE state = 'done';
+    """,
 ]
 
 

@@ -115,7 +115,9 @@ class JobStore(Protocol):
 
     async def job_started(self, job: Job) -> None: ...
 
-    async def job_finished(self, job: Job, event: Done | Failed | Cancelled) -> None: ...
+    async def job_finished(self, job: Job, event: Done | Failed | Cancelled) -> object:
+        """Record the final state; what it returns reaches `JobHandle.stored`."""
+        ...
 
     async def job_interrupted(self, job: Job) -> None: ...
 
@@ -202,7 +204,7 @@ class Executor:
             deque())
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._writes: asyncio.Queue[Awaitable[None] | None] = asyncio.Queue()
+        self._writes: asyncio.Queue[Awaitable[object] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
     # ----- lifecycle ------------------------------------------------------------------------
@@ -352,7 +354,7 @@ class Executor:
             handle.state = JobState.RUNNING
             self._store(self.store.job_started(job) if self.store else None)
         elif isinstance(event, Done | Failed | Cancelled):
-            handle.state = {Done: JobState.DONE, Failed: JobState.FAILED,
+            handle.state = {Done: JobState.RENDERED, Failed: JobState.FAILED,
                             Cancelled: JobState.CANCELLED}[type(event)]
             if self.store:
                 self._store(self._record_final(handle, self.store.job_finished(job, event)))
@@ -375,13 +377,14 @@ class Executor:
                 ahead += job.work_units * rate
 
     @staticmethod
-    async def _record_final(handle: JobHandle, write: Awaitable[None]) -> None:
+    async def _record_final(handle: JobHandle, write: Awaitable[object]) -> None:
+        stored: object = None
         try:
-            await write
+            stored = await write
         finally:  # a failed write is logged by the writer; nobody should wait forever
-            handle.mark_recorded()
+            handle.mark_recorded(stored)
 
-    def _store(self, write: Awaitable[None] | None) -> None:
+    def _store(self, write: Awaitable[object] | None) -> None:
         # Store writes go through one task so they land in the order the events happened.
         if write is not None:
             self._writes.put_nowait(write)

@@ -28,6 +28,7 @@ class JobHandle:
         self._final: asyncio.Future[JobEvent] = asyncio.get_running_loop().create_future()
         # Set once the store has recorded the final state (images written, for image jobs).
         self._recorded = asyncio.Event()
+        self._stored: object = None  # what the store returned for the final state
 
     # ----- the executor's side ----------------------------------------------------------------
 
@@ -38,9 +39,10 @@ class JobHandle:
         if isinstance(event, FINAL_EVENTS) and not self._final.done():
             self._final.set_result(event)
 
-    def mark_recorded(self) -> None:
-        """The store holds the final state now (or gave up trying): release `recorded`.
-        Executor only, on the loop."""
+    def mark_recorded(self, stored: object = None) -> None:
+        """The store holds the final state now (or gave up trying: `stored` is None):
+        release `recorded` and `stored`. Executor only, on the loop."""
+        self._stored = stored
         self._recorded.set()
 
     # ----- the caller's side ------------------------------------------------------------------
@@ -60,3 +62,10 @@ class JobHandle:
     async def recorded(self) -> None:
         """Wait until the store holds the job's final state (its image files included)."""
         await self._recorded.wait()
+
+    async def stored(self) -> object:
+        """What the store recorded for the final state (for the job repository: the job's
+        record, with its files, or with the reason they could not be written); None when
+        there is no store or its write failed."""
+        await self._recorded.wait()
+        return self._stored

@@ -7,7 +7,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -25,15 +25,46 @@ class ImageMode(StrEnum):
 
 
 class JobState(StrEnum):
+    """A job's life, stored in SQLite at every step (see `NEXT_STATES`):
+
+    accepted (its row is written; the in-process executor queues what it accepts, so the row
+    starts as queued) → queued → running → rendered (its files are written) → delivered (its
+    result message exists and its id is stored); or failed / cancelled. A clean stop puts a
+    running job back to queued. "Rendered" is not "delivered": a result whose post failed,
+    or was cut off by a stop, is still owed to its member.
+    """
+
     QUEUED = "queued"
     RUNNING = "running"
-    DONE = "done"
+    RENDERED = "rendered"
+    DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+        """Nothing more will run for it (a rendered job may still be owed a post)."""
+        return self not in (JobState.QUEUED, JobState.RUNNING)
+
+    @property
+    def has_result(self) -> bool:
+        return self in (JobState.RENDERED, JobState.DELIVERED)
+
+    def may_become(self, other: JobState) -> bool:
+        return other in NEXT_STATES[self]
+
+
+NEXT_STATES: dict[JobState, frozenset[JobState]] = {
+    # Queued → rendered too: "running" is a store write of its own, which may have failed.
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.RENDERED, JobState.FAILED,
+                                JobState.CANCELLED}),
+    JobState.RUNNING: frozenset({JobState.QUEUED, JobState.RENDERED, JobState.FAILED,
+                                 JobState.CANCELLED}),
+    JobState.RENDERED: frozenset({JobState.DELIVERED, JobState.FAILED}),
+    JobState.DELIVERED: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELLED: frozenset(),
+}
 
 
 @dataclass(frozen=True)
@@ -99,6 +130,57 @@ class TextParams:
                    rng_seed=int(data["rng_seed"]), max_chars=int(data.get("max_chars", 1500)))
 
 
+# ----- where a job came from and where its result goes -----------------------------------
+
+
+@dataclass(frozen=True)
+class ImagineOrigin:
+    """An /imagine or a result button's job: Discord ids, no Discord objects."""
+
+    KIND: ClassVar[str] = "imagine"
+
+    guild_id: int | None
+    channel_id: int | None
+    nsfw: bool = False  # the channel shows NSFW pictures unblurred
+    upload_limit: int = 10 * 1024 * 1024  # bytes one upload may have there
+    parent_message_id: int | None = None  # the result a button was pressed on
+    status_message_id: int | None = None  # the message that shows the job's progress
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.KIND, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class StoryOrigin:
+    """One step (the text, or the picture) of a story operation on line `line`."""
+
+    KIND: ClassVar[str] = "story"
+
+    story_id: int
+    op: str  # seed, continue, add, rewrite, redraw or settle
+    line: int
+    step: str  # "text" or "image"
+    guild_id: int | None = None
+    channel_id: int | None = None  # the story's thread
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.KIND, **dataclasses.asdict(self)}
+
+
+Origin = ImagineOrigin | StoryOrigin
+
+
+def origin_from_json(data: dict[str, Any]) -> Origin | None:
+    """The origin a job row stored; None for jobs from the CLI (no kind)."""
+    types: dict[str, type[ImagineOrigin] | type[StoryOrigin]] = {
+        ImagineOrigin.KIND: ImagineOrigin, StoryOrigin.KIND: StoryOrigin}
+    cls = types.get(str(data.get("kind")))
+    if cls is None:
+        return None
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
 def new_job_id() -> str:
     # Short enough for Discord custom_ids (<= 100 chars with a prefix), unguessable enough.
     return secrets.token_hex(6)
@@ -109,8 +191,8 @@ class Job:
     user_id: int
     params: ImageParams | TextParams
     id: str = field(default_factory=new_job_id)
-    # Where the result goes (Discord guild/channel/message ids, story id...). JSON-able.
-    origin: dict[str, Any] = field(default_factory=dict)
+    # Where it was asked for and where its result goes; None for the CLI's jobs.
+    origin: Origin | None = None
     attempts: int = 0  # how many times it has started running
     created_at: float = field(default_factory=time.time)
     user_name: str = ""

@@ -55,15 +55,30 @@ def grid_file(job: Job, result: ImageResult, limit: int = DISCORD_UPLOAD_LIMIT
 
 
 def save_images(job: Job, result: ImageResult, directory: Path) -> list[Path]:
-    """Write every image of a job as `<job id>-<index>.png`; returns the paths."""
+    """Write every image of a job as `<job id>-<index>.png`; returns the paths.
+
+    All or nothing: if a write fails (a full disk), the files written so far and the
+    half-written one are removed before the error is raised, so no button ever points at a
+    partial picture and nothing is left behind."""
     directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index, _ in enumerate(result.images):
-        data, extension = image_file(job, result, index)
-        path = directory / f"{job.id}-{index}.{extension}"
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)  # never leave a half-written PNG behind a button
-        paths.append(path)
+    paths: list[Path] = []
+    tmp: Path | None = None
+    try:
+        for index, _ in enumerate(result.images):
+            data, extension = image_file(job, result, index)
+            path = directory / f"{job.id}-{index}.{extension}"
+            tmp = path.with_suffix(".part")
+            write_file(tmp, data)
+            tmp.replace(path)  # never leave a half-written PNG behind a button
+            tmp = None
+            paths.append(path)
+    except BaseException:
+        for leftover in [*paths, *([tmp] if tmp else [])]:
+            leftover.unlink(missing_ok=True)
+        raise
     return paths
 
+
+def write_file(path: Path, data: bytes) -> None:
+    """Where a job's bytes reach the disk (a test makes it fail as a full disk would)."""
+    path.write_bytes(data)

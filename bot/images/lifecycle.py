@@ -2,24 +2,33 @@
 finished job to its stored record, and from a stored record to the jobs its buttons make
 (re-roll, another style, variations, upscales).
 
-`/imagine`, its buttons and `python -m bot render` share these rules and their messages; the
-cog only presents (status message, result post, buttons). The order of a job's life:
-`request` (bot.images.requests) → `new_job` → `submit` → executor events → `finished_record`
-→ `mark_posted`.
+`/imagine` and its buttons share these rules and their messages; the cog only presents
+(status message, result post, buttons). The order of a job's life (see `JobState`):
+`request` (bot.images.requests) → `new_job` → `submit` (queued) → executor events (running)
+→ `stored_record` (rendered: its files are written) → `mark_delivered` (its result message
+is stored), or `mark_undeliverable`. At start, `undelivered` lists what is still owed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+
+from PIL import Image as PILImage
 
 from bot.config import Settings
 from bot.db.jobs import JobRecord, JobRepository
 from bot.executor.executor import Executor, JobHandle
-from bot.executor.jobs import ImageMode, ImageParams, Job, JobState
-from bot.images.pnginfo import format_parameters, read_png_parameters
+from bot.executor.jobs import (
+    GeneratedImage,
+    ImageMode,
+    ImageParams,
+    ImageResult,
+    ImagineOrigin,
+    Job,
+)
+from bot.images.pnginfo import GenerationParameters, format_parameters, read_png_parameters
 from bot.images.requests import (
     ImageOptions,
     build_image_params,
@@ -28,8 +37,6 @@ from bot.images.requests import (
     restyled,
 )
 from bot.prompts import find_blocked_term, find_style
-
-ORIGIN_KIND = "imagine"
 
 
 class ImageJobError(Exception):
@@ -40,19 +47,8 @@ class ImageJobError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Place:
-    """Where a job was asked for and where its result goes (Discord ids, but no Discord)."""
-
-    guild_id: int | None
-    channel_id: int | None
-    nsfw: bool  # the channel allows NSFW pictures unblurred
-    upload_limit: int  # bytes one upload may have there
-    parent_message_id: int | None = None  # the result a button was pressed on
-
-
 def is_image_job(job: Job) -> bool:
-    return job.origin.get("kind") == ORIGIN_KIND
+    return isinstance(job.origin, ImagineOrigin)
 
 
 class ImageJobs:
@@ -83,20 +79,9 @@ class ImageJobs:
         return None
 
     @staticmethod
-    def new_job(user_id: int, user_name: str, params: ImageParams, place: Place) -> Job:
-        return Job(
-            user_id=user_id,
-            user_name=user_name,
-            params=params,
-            origin={
-                "kind": ORIGIN_KIND,
-                "guild_id": place.guild_id,
-                "channel_id": place.channel_id,
-                "parent_message_id": place.parent_message_id,
-                "upload_limit": place.upload_limit,
-                "nsfw": place.nsfw,
-            },
-        )
+    def new_job(user_id: int, user_name: str, params: ImageParams,
+                origin: ImagineOrigin) -> Job:
+        return Job(user_id=user_id, user_name=user_name, params=params, origin=origin)
 
     async def submit(self, job: Job) -> JobHandle:
         """Queue the job; raises Refused (with a reason for the member) at a limit."""
@@ -107,9 +92,9 @@ class ImageJobs:
 
     def remember_status(self, job: Job, message_id: int) -> None:
         """Note the job's status message, so a restart edits the same one."""
-        job.origin["status_message_id"] = message_id
+        job.origin = replace(origin_of(job), status_message_id=message_id)
         # After the write that inserts the job's row, which is still queued.
-        self.executor.store_after(self.jobs.update_origin(job.id, job.origin))
+        self.executor.store_after(self.jobs.update_origin(job))
 
     def restored(self, handles: list[JobHandle]) -> list[JobHandle]:
         """The image jobs among those a restart brought back."""
@@ -117,13 +102,29 @@ class ImageJobs:
 
     # ----- from a finished job to its record ------------------------------------------------
 
-    async def finished_record(self, handle: JobHandle) -> JobRecord | None:
-        """The stored job once the store has written its images (the buttons need them)."""
-        await handle.recorded()
-        return await self.jobs.get(handle.job.id)
+    @staticmethod
+    async def stored_record(handle: JobHandle) -> JobRecord | None:
+        """The job as the store recorded its end: rendered with its files, or failed with
+        the reason they could not be written; None if the store could not write at all."""
+        stored = await handle.stored()
+        return stored if isinstance(stored, JobRecord) else None
 
-    async def mark_posted(self, job_id: str, channel_id: int, message_id: int) -> None:
-        await self.jobs.set_posted(job_id, channel_id, message_id)
+    @staticmethod
+    async def stored_result(record: JobRecord) -> ImageResult:
+        """The pictures of a rendered job, read back from its files: what is posted, the
+        same right after the render as after a restart."""
+        return await asyncio.to_thread(_load_result, record)
+
+    async def mark_delivered(self, job_id: str, channel_id: int, message_id: int) -> bool:
+        return await self.jobs.mark_delivered(job_id, channel_id, message_id)
+
+    async def mark_undeliverable(self, job_id: str, reason: str) -> bool:
+        return await self.jobs.mark_undeliverable(job_id, reason)
+
+    async def undelivered(self) -> list[JobRecord]:
+        """Rendered /imagine jobs whose result was never posted (a stop or a crash came
+        between the render and the post, or the post kept failing)."""
+        return [r for r in await self.jobs.undelivered() if is_image_job(r.job)]
 
     # ----- from a stored record to the jobs its buttons make --------------------------------
 
@@ -133,7 +134,7 @@ class ImageJobs:
         if record is None:
             raise ImageJobError("That picture's job is no longer stored (it was deleted), so "
                                 "this button can't do anything any more.")
-        if record.state is not JobState.DONE or not record.images:
+        if not record.state.has_result or not record.images:
             raise ImageJobError("That job has no finished pictures.")
         return record
 
@@ -178,6 +179,11 @@ class ImageJobs:
         await self.jobs.delete(job_id)
 
 
+def origin_of(job: Job) -> ImagineOrigin:
+    assert isinstance(job.origin, ImagineOrigin), f"job {job.id} is not an /imagine job"
+    return job.origin
+
+
 def _image_params(record: JobRecord) -> ImageParams:
     params = record.job.params
     if not isinstance(params, ImageParams):
@@ -185,7 +191,17 @@ def _image_params(record: JobRecord) -> ImageParams:
     return params
 
 
-def _read_parameters(path: Path) -> Any:
+def _load_result(record: JobRecord) -> ImageResult:
+    pictures = []
+    for stored in record.images:
+        with PILImage.open(stored.path) as image:
+            pictures.append(GeneratedImage(image.convert("RGB"), stored.seed, stored.nsfw,
+                                           stored.label))
+    return ImageResult(tuple(pictures), dict(record.timings), record.model or "",
+                       record.sampler or "")
+
+
+def _read_parameters(path: Path) -> GenerationParameters | None:
     try:
         with open(path, "rb") as f:
             return read_png_parameters(f.read())

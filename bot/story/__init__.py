@@ -13,7 +13,7 @@ from bot.story.requests import (
     resolve_style,
     text_params,
 )
-from bot.story.teller import Resumed, StoryError, StoryTeller, is_story_job
+from bot.story.teller import Resumed, StoryError, StoryTeller, is_story_job, story_origin
 from bot.story.turns import Turn, Turns
 
 __all__ = [
@@ -38,5 +38,6 @@ __all__ = [
     "is_story_job",
     "model_label",
     "resolve_style",
+    "story_origin",
     "text_params",
 ]

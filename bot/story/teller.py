@@ -5,8 +5,9 @@ the line as it now stands; the caller posts it. Callers serialise operations on 
 (see `bot.story.turns`): the line numbers and the model's context assume nobody else writes
 in between.
 
-Jobs carry their story in `origin` ({"kind": "story", "story_id", "op", "line", "step"}), so
-after a restart `resume` can finish what a restored job started.
+Jobs carry their story in a `StoryOrigin` (story, operation, line, step), so after a restart
+`resume` can finish what a restored job started. A job's result is delivered once the story
+holds it (the line's text, or its picture): the thread's post follows from the story.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bot.config import Settings
 from bot.db.jobs import JobRepository
@@ -28,7 +28,7 @@ from bot.executor.jobs import (
     ImageResult,
     Job,
     JobEvent,
-    JobState,
+    StoryOrigin,
     TextParams,
     TextResult,
 )
@@ -39,9 +39,6 @@ from bot.story.repository import StoryRepository
 from bot.story.requests import illustration_params, text_params
 
 log = logging.getLogger(__name__)
-
-ORIGIN_KIND = "story"
-
 
 class StoryError(Exception):
     """An operation could not be done; `reason` is meant for the members. `public` errors
@@ -64,7 +61,12 @@ class Resumed:
 
 
 def is_story_job(job: Job) -> bool:
-    return job.origin.get("kind") == ORIGIN_KIND
+    return isinstance(job.origin, StoryOrigin)
+
+
+def story_origin(job: Job) -> StoryOrigin:
+    assert isinstance(job.origin, StoryOrigin), f"job {job.id} is not a story job"
+    return job.origin
 
 
 class StoryTeller:
@@ -102,7 +104,7 @@ class StoryTeller:
             handle = await self._submit(asked_by, params, story, "continue", number, "text")
         else:
             handle = resume
-            number = int(handle.job.origin.get("line", number))
+            number = story_origin(handle.job).line
         text, model = await self._text_of(handle, number)
         existing = await self.stories.line(story.id, number)
         if existing is None or existing.text_job_id != handle.job.id:
@@ -202,7 +204,7 @@ class StoryTeller:
         if line.image_job_id is None:
             return await self.illustrate(story, line.number, line.author, op="settle")
         record = await self.jobs.get(line.image_job_id)
-        if record is not None and record.state is JobState.DONE and record.images:
+        if record is not None and record.state.has_result and record.images:
             await self.stories.set_image(story.id, line.number, record.images[0].path,
                                          nsfw=record.images[0].nsfw)
         else:
@@ -213,19 +215,19 @@ class StoryTeller:
 
     async def resume(self, handle: JobHandle) -> Resumed | None:
         """Finish the operation a restored job belongs to; None when its story is gone."""
-        origin = handle.job.origin
-        story = await self.stories.get(int(origin.get("story_id", 0)))
+        origin = story_origin(handle.job)
+        story = await self.stories.get(origin.story_id)
         if story is None:
             return None
-        number = int(origin.get("line", 0))
+        number = origin.line
         asked_by = Author(handle.job.user_id, handle.job.user_name)
         try:
-            if origin.get("step") == "text" and origin.get("op") == "rewrite":
+            if origin.step == "text" and origin.op == "rewrite":
                 line = await self.rewrite(story, number, asked_by, resume=handle)
-            elif origin.get("step") == "text":
+            elif origin.step == "text":
                 line = await self.continue_story(story, asked_by, resume=handle)
             else:
-                line = await self.illustrate(story, number, asked_by, op=str(origin.get("op")),
+                line = await self.illustrate(story, number, asked_by, op=origin.op,
                                              resume=handle)
         except StoryError as exc:
             return Resumed(story, None, exc)
@@ -256,10 +258,9 @@ class StoryTeller:
 
     async def _submit(self, asked_by: Author, params: TextParams | ImageParams, story: Story,
                       op: str, number: int, step: str) -> JobHandle:
-        origin: dict[str, Any] = {"kind": ORIGIN_KIND, "story_id": story.id, "op": op,
-                                  "line": number, "step": step}
-        if story.thread_id is not None:
-            origin.update(guild_id=story.guild_id, channel_id=story.thread_id)
+        origin = StoryOrigin(story_id=story.id, op=op, line=number, step=step,
+                             guild_id=story.guild_id if story.thread_id is not None else None,
+                             channel_id=story.thread_id)
         job = Job(user_id=asked_by.id, user_name=asked_by.name, params=params, origin=origin)
         try:
             return await self.executor.submit(job)
@@ -278,7 +279,7 @@ class StoryTeller:
         could not (its failure is logged), so the line still gets its picture."""
         await handle.recorded()
         record = await self.jobs.get(handle.job.id)
-        if record is not None and record.state is JobState.DONE and record.images:
+        if record is not None and record.state.has_result and record.images:
             return record.images[0].path
         log.warning("job %s: the store did not record its image; saving it here", handle.job.id)
         paths = await asyncio.to_thread(save_images, handle.job, result, self.jobs.images_dir)

@@ -16,6 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.db.jobs import JobRecord
 from bot.executor.executor import JobHandle
 from bot.images.requests import (
     ALL_STYLES,
@@ -43,16 +44,20 @@ class ImagineCog(commands.Cog, name="Imagine"):
         self.presenter = presenter
 
     async def cog_load(self) -> None:
-        # Jobs restored from the last run continue in their old status messages.
+        # Jobs restored from the last run continue in their old status messages, and results
+        # rendered but never posted (a stop or crash came between) are posted now.
         mine = self.images.restored(self.bot.services.restored)
-        if mine:
-            asyncio.create_task(self._resume(mine))  # noqa: RUF006 - kept by the tasks it starts
+        owed = await self.images.undelivered()
+        if mine or owed:
+            asyncio.create_task(self._resume(mine, owed))  # noqa: RUF006 - kept by what it starts
 
     async def cog_unload(self) -> None:
         await self.presenter.close()
 
-    async def _resume(self, handles: list[JobHandle]) -> None:
+    async def _resume(self, handles: list[JobHandle], owed: list[JobRecord]) -> None:
         await self.bot.wait_until_ready()
+        for record in owed:
+            self.presenter.deliver_owed(record)
         for handle in handles:
             await self.presenter.resume(handle)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import discord
 
+from bot.db.jobs import JobRecord
 from bot.executor.executor import JobHandle, Refused
 from bot.executor.jobs import (
     Cancelled,
@@ -23,16 +24,17 @@ from bot.executor.jobs import (
     Failed,
     ImageMode,
     ImageParams,
-    ImageResult,
+    ImagineOrigin,
     Job,
+    JobState,
     Progress,
     Queued,
     Started,
 )
-from bot.images.lifecycle import ImageJobError, ImageJobs, Place
-from bot.images.upload import DISCORD_UPLOAD_LIMIT
+from bot.images.lifecycle import ImageJobError, ImageJobs, origin_of
 from bot.services import Services
 from cogs.common import is_nsfw, upload_limit
+from cogs.delivery import DeliveryFailed, deliver
 from cogs.imagine.buttons import cancel_view, result_view
 from cogs.imagine.result_message import result_content, result_embed, result_file
 from cogs.imagine.status import (
@@ -45,10 +47,6 @@ from cogs.imagine.status import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class ChannelGone(RuntimeError):
-    pass
 
 
 class ImaginePresenter:
@@ -73,11 +71,12 @@ class ImaginePresenter:
                 parent_id: int | None = None) -> Job:
         """The job for a member's interaction, with where its result goes."""
         user, channel = interaction.user, interaction.channel
-        place = Place(guild_id=interaction.guild_id, channel_id=getattr(channel, "id", None),
-                      nsfw=is_nsfw(channel), upload_limit=upload_limit(interaction),
-                      parent_message_id=parent_id)
+        origin = ImagineOrigin(guild_id=interaction.guild_id,
+                               channel_id=getattr(channel, "id", None), nsfw=is_nsfw(channel),
+                               upload_limit=upload_limit(interaction),
+                               parent_message_id=parent_id)
         return self.images.new_job(user.id, getattr(user, "display_name", user.name), params,
-                                   place)
+                                   origin)
 
     async def start_from_command(self, interaction: discord.Interaction[Any],
                                  job: Job) -> None:
@@ -87,12 +86,19 @@ class ImaginePresenter:
         except Refused as exc:
             await interaction.response.send_message(exc.reason, ephemeral=True)
             return
-        await interaction.response.send_message(
-            queued_text(describe(_image(job)), _first_queued(handle)),
-            view=cancel_view(job.id),
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
-        message = await interaction.original_response()
+        try:
+            await interaction.response.send_message(
+                queued_text(describe(_image(job)), _first_queued(handle)),
+                view=cancel_view(job.id),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+            message = await interaction.original_response()
+        except discord.HTTPException:
+            # Not acknowledged (too late, or Discord failed): the member saw an error and no
+            # status message exists, so the job must not render for nobody.
+            self.images.cancel(job.id)
+            log.warning("job %s: its /imagine could not be acknowledged; cancelled", job.id)
+            return
         self.images.remember_status(job, message.id)
         self.follow(handle, StatusMessage(message, interaction))
 
@@ -132,20 +138,40 @@ class ImaginePresenter:
         self.images.remember_status(job, status.id)
         self.follow(handle, StatusMessage(status))
 
-    def follow(self, handle: JobHandle, status: StatusMessage) -> None:
+    def follow(self, handle: JobHandle, status: StatusMessage | None) -> None:
         task = asyncio.create_task(self._follow(handle, status), name=f"job-{handle.job.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def resume(self, handle: JobHandle) -> None:
-        """Pick up a job restored after a restart: edit its old status message."""
-        origin = handle.job.origin
-        channel = await self._channel(origin.get("channel_id"))
-        if channel is None or not origin.get("status_message_id"):
-            log.warning("job %s: its channel is gone; it runs but can't be posted", handle.job.id)
-            return
-        status = StatusMessage(channel.get_partial_message(origin["status_message_id"]))
-        self.follow(handle, status)
+        """Pick up a job restored after a restart: edit its old status message, or, if it
+        never got one stored, just deliver its result to its channel."""
+        self.follow(handle, await self._status_of(handle.job))
+
+    def deliver_owed(self, record: JobRecord) -> None:
+        """Post the result of a job rendered before a stop or crash but never delivered."""
+        task = asyncio.create_task(self._deliver_owed(record), name=f"owed-{record.job.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver_owed(self, record: JobRecord) -> None:
+        params = record.job.params
+        assert isinstance(params, ImageParams)
+        status = await self._status_of(record.job)
+        editor = self._editor(status)
+        try:
+            await self._deliver(record, editor, describe(params),
+                                float(record.timings.get("generate_s", 0.0)))
+        finally:
+            if editor is not None:
+                editor.stop()
+
+    async def _status_of(self, job: Job) -> StatusMessage | None:
+        origin = origin_of(job)
+        channel = await self._channel(origin.channel_id)
+        if channel is None or origin.status_message_id is None:
+            return None
+        return StatusMessage(channel.get_partial_message(origin.status_message_id))
 
     async def _channel(self, channel_id: int | None) -> Any:
         if channel_id is None:
@@ -160,70 +186,95 @@ class ImaginePresenter:
 
     # ----- following a job ------------------------------------------------------------------
 
-    async def _follow(self, handle: JobHandle, status: StatusMessage) -> None:
-        what = describe(_image(handle.job))
-        editor = ThrottledEditor(status, self.settings.discord.status_edit_interval,
-                                 self.pacer)
-        try:
-            await self._present(handle, status, editor, what)
-        finally:  # cancelled at shutdown: no edit may outlive the bot's HTTP session
-            editor.stop()
+    def _editor(self, status: StatusMessage | None) -> ThrottledEditor | None:
+        if status is None:
+            return None
+        return ThrottledEditor(status, self.settings.discord.status_edit_interval, self.pacer)
 
-    async def _present(self, handle: JobHandle, status: StatusMessage, editor: ThrottledEditor,
+    async def _follow(self, handle: JobHandle, status: StatusMessage | None) -> None:
+        editor = self._editor(status)
+        try:
+            await self._present(handle, editor, describe(_image(handle.job)))
+        finally:  # cancelled at shutdown: no edit may outlive the bot's HTTP session
+            if editor is not None:
+                editor.stop()
+
+    async def _present(self, handle: JobHandle, editor: ThrottledEditor | None,
                        what: str) -> None:
+        """Show each event in the status message (if the job has one), deliver the result."""
         job = handle.job
         started = time.monotonic()
         cancel_button = cancel_view(job.id)
         async for event in handle.events():
-            if isinstance(event, Queued):
+            if isinstance(event, Done):
+                record = await self.images.stored_record(handle)
+                await self._deliver(record, editor, what, time.monotonic() - started)
+            elif editor is None:
+                continue
+            elif isinstance(event, Queued):
                 editor.show(queued_text(what, event), view=cancel_button, low_priority=True)
             elif isinstance(event, Started):
                 started = time.monotonic()
                 editor.show(f"🎨 {what}\nStarting…", view=cancel_button)
             elif isinstance(event, Progress):
                 editor.show(progress_text(what, event, started), event.preview)
-            elif isinstance(event, Done):
-                seconds = time.monotonic() - started
-                try:
-                    message = await self._post_result(handle, event, status, seconds)
-                except (discord.HTTPException, ChannelGone) as exc:
-                    log.exception("posting the result of job %s failed", job.id)
-                    await editor.close(f"❌ {what}\nThe pictures were made but could not be "
-                                       f"posted ({exc}).")
-                    return
-                await editor.close(f"✅ {what}\nDone in {seconds:.1f} s → {message.jump_url}")
             elif isinstance(event, Failed):
                 await editor.close(f"❌ {what}\nFailed: {event.reason}")
             elif isinstance(event, Cancelled):
                 await editor.close(f"✖️ {what}\nCancelled.")
 
-    async def _post_result(self, handle: JobHandle, done: Done, status: StatusMessage,
-                           seconds: float) -> discord.Message:
-        job = handle.job
-        result = done.result
-        assert isinstance(result, ImageResult)
-        origin = job.origin
-        channel = await self._channel(origin.get("channel_id"))
+    # ----- delivering a result --------------------------------------------------------------
+
+    async def _deliver(self, record: JobRecord | None, editor: ThrottledEditor | None,
+                       what: str, seconds: float) -> None:
+        """Post a rendered job's result once (retrying what may pass), store where, and say
+        so in the status message; a job whose files could not be written says why."""
+        final = await self._post_once(record, what, seconds)
+        if editor is not None:
+            await editor.close(final)
+
+    async def _post_once(self, record: JobRecord | None, what: str, seconds: float) -> str:
+        """Deliver; returns the status message's last text."""
+        if record is None:  # the store could not write at all (logged there)
+            return f"❌ {what}\nThe pictures were made but could not be saved."
+        if record.state is JobState.FAILED:
+            return f"❌ {what}\nFailed: {record.reason or 'unknown error'}"
+        job = record.job
+        try:
+            message = await self._post_result(record, seconds)
+        except DeliveryFailed as exc:
+            log.error("job %s: its result could not be posted: %s", job.id, exc.reason)
+            await self.images.mark_undeliverable(
+                job.id, f"The result could not be posted ({exc.reason}).")
+            return f"❌ {what}\nThe pictures were made but could not be posted ({exc.reason})."
+        await self.images.mark_delivered(job.id, message.channel.id, message.id)
+        return f"✅ {what}\nDone in {seconds:.1f} s → {message.jump_url}"
+
+    async def _post_result(self, record: JobRecord, seconds: float) -> discord.Message:
+        job = record.job
+        origin = origin_of(job)
+        channel = await self._channel(origin.channel_id)
         if channel is None:
-            raise ChannelGone("the channel is gone or the bot can't see it")
-        spoiler = any(g.nsfw for g in result.images) and not origin.get("nsfw", False)
-        upload = await asyncio.to_thread(
-            result_file, job, result,
-            upload_limit=int(origin.get("upload_limit") or DISCORD_UPLOAD_LIMIT), spoiler=spoiler)
-        record = await self.images.finished_record(handle)
-        view = result_view(record, self.settings.image.styles) if record else None
-        parent_id = origin.get("parent_message_id") or status.id
-        message = await channel.send(
-            result_content(job),
-            embed=result_embed(job, result, upload.filename, seconds),
-            file=discord.File(io.BytesIO(upload.data), filename=upload.filename),
-            view=view or discord.utils.MISSING,
-            reference=discord.MessageReference(message_id=parent_id, channel_id=channel.id,
-                                               fail_if_not_exists=False),
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
-        await self.images.mark_posted(job.id, channel.id, message.id)
-        return message
+            raise DeliveryFailed("the channel is gone or the bot can't see it")
+        result = await self.images.stored_result(record)
+        spoiler = any(g.nsfw for g in result.images) and not origin.nsfw
+        upload = await asyncio.to_thread(result_file, job, result,
+                                         upload_limit=origin.upload_limit, spoiler=spoiler)
+        embed = result_embed(job, result, upload.filename, seconds)
+        view = result_view(record, self.settings.image.styles)
+        parent_id = origin.parent_message_id or origin.status_message_id
+        reference = discord.MessageReference(message_id=parent_id, channel_id=channel.id,
+                                             fail_if_not_exists=False) if parent_id else None
+
+        async def post() -> discord.Message:
+            # A new File each try: a failed upload has consumed the last one's stream.
+            return await channel.send(  # type: ignore[no-any-return]
+                result_content(job), embed=embed, view=view, reference=reference,
+                file=discord.File(io.BytesIO(upload.data), filename=upload.filename),
+                nonce=result_nonce(job.id), allowed_mentions=discord.AllowedMentions.none())
+
+        return await deliver(post, what=f"the result of job {job.id}",
+                             give_up_after=self.settings.discord.delivery_retry_s)
 
     # ----- buttons (ButtonActions) ----------------------------------------------------------
 
@@ -298,6 +349,11 @@ class ImaginePresenter:
             await interaction.response.defer()  # the status message will say "Cancelled"
         else:
             await _ephemeral(interaction, "That job has already finished.")
+
+
+def result_nonce(job_id: str) -> str:
+    """The same for every try of the same result (Discord's nonces are <= 25 characters)."""
+    return f"gh:{job_id}"
 
 
 def _may_moderate(interaction: discord.Interaction[Any], owner: int | None) -> bool:

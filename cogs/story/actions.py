@@ -30,6 +30,7 @@ from bot.story import (
     clean_title,
     is_story_job,
     resolve_style,
+    story_origin,
 )
 from bot.story.export import export_for_upload
 from cogs.common import is_nsfw, upload_limit
@@ -231,10 +232,11 @@ class StoryActions:
         for handle in self.services.restored:
             if not is_story_job(handle.job):
                 continue
-            story = await self.stories.get(int(handle.job.origin.get("story_id", 0)))
+            origin = story_origin(handle.job)
+            story = await self.stories.get(origin.story_id)
             if story is None or story.thread_id is None:
                 continue
-            number = int(handle.job.origin.get("line", 0))
+            number = origin.line
             covered.add((story.id, number))
             work.append((story.thread_id, number, _bind(self._resume_job, handle)))
         for story in await self.stories.open_stories():

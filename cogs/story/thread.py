@@ -57,6 +57,7 @@ class StoryThread:
                 await thread.get_partial_message(line.message_id).edit(
                     content=content, attachments=[picture] if picture else [], view=view,
                     allowed_mentions=NO_PINGS)
+                await self._delivered(line, thread.id, line.message_id)
                 return
             except discord.NotFound:
                 pass  # the message was deleted: post the line again
@@ -64,10 +65,15 @@ class StoryThread:
             content, file=picture or discord.utils.MISSING,
             view=view or discord.utils.MISSING, allowed_mentions=NO_PINGS)
         await self.stories.set_message(story.id, line.number, message.id)
-        if line.image_job_id:
-            await self.jobs.set_posted(line.image_job_id, thread.id, message.id)
+        await self._delivered(line, thread.id, message.id)
         if latest and line.number > 1:
             await self.retire(current, line.number - 1)
+
+    async def _delivered(self, line: StoryLine, thread_id: int, message_id: int) -> None:
+        """The line's jobs (its text, its picture) reached the thread in this message."""
+        for job_id in (line.text_job_id, line.image_job_id):
+            if job_id:
+                await self.jobs.mark_delivered(job_id, thread_id, message_id)
 
     async def retire(self, story: Story, number: int) -> None:
         """The buttons of a line that is no longer the latest: only 🎨 Redraw stays (none

@@ -71,9 +71,9 @@ async def test_rows_by_name_and_autocommit(db: aiosqlite.Connection, tmp_path: P
 
 
 async def test_schema_at_latest_migration(db: aiosqlite.Connection) -> None:
-    assert len(MIGRATIONS) == 2
+    assert len(MIGRATIONS) == 3
     assert await schema_version(db) == len(MIGRATIONS)
-    assert await pragma(db, "user_version") == 2
+    assert await pragma(db, "user_version") == 3
     assert await names(db, "table") == TABLES
     assert await names(db, "index") == INDEXES
 

@@ -3,6 +3,7 @@ rows, text), the look-ups the buttons use, and deleting a job with its files."""
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from pathlib import Path
@@ -21,11 +22,14 @@ from bot.executor.jobs import (
     ImageMode,
     ImageParams,
     ImageResult,
+    ImagineOrigin,
     Job,
     JobState,
+    StoryOrigin,
     TextParams,
     TextResult,
 )
+from bot.images import files
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -58,7 +62,8 @@ def text_params() -> TextParams:
 def make_job(params: ImageParams | TextParams, *, created_at: float = 1_700_000_000.25,
              **overrides: object) -> Job:
     job = Job(user_id=42, user_name="Zoë 🌿", params=params, created_at=created_at,
-              origin={"guild_id": 1, "channel_id": 2, "note": "ünïcödé"})
+              origin=ImagineOrigin(guild_id=1, channel_id=2, nsfw=True, upload_limit=8_000_000,
+                                   parent_message_id=3, status_message_id=4))
     for key, value in overrides.items():
         setattr(job, key, value)
     return job
@@ -143,7 +148,9 @@ async def test_accepted_row(repo: JobRepository, db: aiosqlite.Connection) -> No
     params = json.loads(row["params"])
     assert params["seeds"] == [11, 22]
     assert params["mode"] == "txt2img"
-    assert json.loads(row["origin"]) == {"guild_id": 1, "channel_id": 2, "note": "ünïcödé"}
+    assert json.loads(row["origin"]) == {
+        "kind": "imagine", "guild_id": 1, "channel_id": 2, "nsfw": True, "upload_limit": 8_000_000,
+        "parent_message_id": 3, "status_message_id": 4}
 
 
 async def test_accepting_the_same_id_twice_fails(repo: JobRepository) -> None:
@@ -217,7 +224,7 @@ async def test_done_with_images(repo: JobRepository, db: aiosqlite.Connection,
         (1, 22, str(paths[1]), 1, "ink ✒"),
     ]
     rec = await record(repo, job.id)
-    assert rec.state is JobState.DONE
+    assert rec.state is JobState.RENDERED
     assert rec.images == (StoredImage(0, 11, paths[0], False, "watercolor"),
                           StoredImage(1, 22, paths[1], True, "ink ✒"))
     assert (rec.model, rec.sampler) == ("tiny-sd", "Euler a")
@@ -236,6 +243,8 @@ async def test_done_again_replaces_the_images(repo: JobRepository, db: aiosqlite
     job = make_job(image_params())
     await repo.job_accepted(job)
     await repo.job_finished(job, Done(image_result()))
+    # As such a crash leaves it: the image rows written, the state still running.
+    await db.execute("UPDATE jobs SET state = 'running' WHERE id = ?", (job.id,))
     second = ImageResult(
         images=(GeneratedImage(solid(GREEN), seed=33), GeneratedImage(solid(GREEN), seed=44)),
         timings={"denoise": 1.0}, model="tiny-sd-2", sampler="DPM++ 2M",
@@ -257,7 +266,7 @@ async def test_done_with_text(repo: JobRepository, db: aiosqlite.Connection,
     await repo.job_finished(job, Done(TextResult(text=text, timings={"generate": 0.75},
                                                  model="tiny-gpt")))
     rec = await record(repo, job.id)
-    assert rec.state is JobState.DONE
+    assert rec.state is JobState.RENDERED
     assert rec.result_text == text
     assert rec.model == "tiny-gpt"
     assert rec.sampler is None
@@ -335,29 +344,76 @@ async def test_no_unfinished_jobs_in_an_empty_database(repo: JobRepository) -> N
 # ----- look-ups -------------------------------------------------------------------------------
 
 
-async def test_set_posted(repo: JobRepository) -> None:
+async def test_mark_delivered(repo: JobRepository) -> None:
     job, other = make_job(image_params()), make_job(image_params())
     await repo.job_accepted(job)
     await repo.job_accepted(other)
-    await repo.set_posted(job.id, 1_234_567_890_123_456_789, 987_654_321_098_765_432)
+    await repo.job_finished(job, Done(image_result()))
+    assert await repo.mark_delivered(job.id, 1_234_567_890_123_456_789, 987_654_321_098_765_432)
     rec = await record(repo, job.id)
     assert (rec.channel_id, rec.message_id) == (1_234_567_890_123_456_789,
                                                 987_654_321_098_765_432)
-    assert rec.state is JobState.QUEUED
+    assert rec.state is JobState.DELIVERED
+    # Delivered once: a second delivery (a duplicate post) does not move the ids.
+    assert not await repo.mark_delivered(job.id, 5, 6)
+    assert (await record(repo, job.id)).message_id == 987_654_321_098_765_432
+    # Only a rendered job can be delivered.
+    assert not await repo.mark_delivered(other.id, 5, 6)
     other_rec = await record(repo, other.id)
-    assert (other_rec.channel_id, other_rec.message_id) == (None, None)
+    assert (other_rec.state, other_rec.channel_id, other_rec.message_id) == (
+        JobState.QUEUED, None, None)
+
+
+async def test_undelivered_and_undeliverable(repo: JobRepository) -> None:
+    first, second, queued = (make_job(image_params(), created_at=t) for t in (1.0, 2.0, 3.0))
+    for job in (second, first, queued):
+        await repo.job_accepted(job)
+    for job in (second, first):
+        await repo.job_finished(job, Done(image_result()))
+    assert [r.job.id for r in await repo.undelivered()] == [first.id, second.id]
+    assert await repo.mark_undeliverable(first.id, "The channel is gone.")
+    assert await repo.mark_delivered(second.id, 1, 2)
+    assert await repo.undelivered() == []
+    rec = await record(repo, first.id)
+    assert (rec.state, rec.reason) == (JobState.FAILED, "The channel is gone.")
+    assert not await repo.mark_undeliverable(second.id, "late")  # delivered stays delivered
+    assert (await record(repo, second.id)).state is JobState.DELIVERED
+
+
+async def test_a_full_disk_fails_the_job_and_leaves_no_files(
+    repo: JobRepository, images_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[Path] = []
+
+    def write_then_fill_up(path: Path, data: bytes) -> None:
+        if written:  # the second picture: half written, then the disk is full
+            path.write_bytes(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        path.write_bytes(data)
+        written.append(path)
+
+    monkeypatch.setattr(files, "write_file", write_then_fill_up)
+    job = make_job(image_params())
+    await repo.job_accepted(job)
+    await repo.job_started(job)
+    stored = await repo.job_finished(job, Done(image_result()))
+    assert stored is not None and stored.state is JobState.FAILED
+    assert stored.reason is not None and "disk is full" in stored.reason
+    assert stored.images == ()
+    assert files_in(images_dir) == []  # neither the first PNG nor the .part of the second
+    assert await repo.unfinished_jobs() == []  # so a restart does not render it again
 
 
 async def test_update_origin(repo: JobRepository) -> None:
     job, other = make_job(text_params()), make_job(text_params())
     await repo.job_accepted(job)
     await repo.job_accepted(other)
-    await repo.update_origin(job.id, {"story_id": 7, "line": 3, "title": "Ночь 🌙"})
-    assert (await record(repo, job.id)).job.origin == {"story_id": 7, "line": 3,
-                                                        "title": "Ночь 🌙"}
+    job.origin = StoryOrigin(story_id=7, op="continue", line=3, step="text", guild_id=1,
+                             channel_id=99)
+    await repo.update_origin(job)
+    assert (await record(repo, job.id)).job.origin == job.origin
     assert (await record(repo, other.id)).job.origin == other.origin
-    assert [j.origin for j, _ in await repo.unfinished_jobs() if j.id == job.id] == [
-        {"story_id": 7, "line": 3, "title": "Ночь 🌙"}]
+    assert [j.origin for j, _ in await repo.unfinished_jobs() if j.id == job.id] == [job.origin]
 
 
 async def test_get_unknown_id(repo: JobRepository) -> None:
@@ -369,8 +425,8 @@ async def test_get_unknown_id(repo: JobRepository) -> None:
 async def test_updates_of_an_unknown_id_change_nothing(repo: JobRepository) -> None:
     job = make_job(text_params())
     await repo.job_accepted(job)
-    await repo.set_posted("unknown", 1, 2)
-    await repo.update_origin("unknown", {"x": 1})
+    assert not await repo.mark_delivered("unknown", 1, 2)
+    await repo.update_origin(make_job(text_params(), id="unknown"))
     await repo.delete("unknown")
     rec = await record(repo, job.id)
     assert (rec.channel_id, rec.job.origin) == (None, job.origin)
@@ -433,7 +489,7 @@ async def test_everything_survives_reopening(tmp_path: Path) -> None:
         image_job, text_job = make_job(image_params()), make_job(text_params(), created_at=1.0)
         await repo.job_accepted(image_job)
         await repo.job_finished(image_job, Done(image_result()))
-        await repo.set_posted(image_job.id, 10, 20)
+        assert await repo.mark_delivered(image_job.id, 10, 20)
         await repo.job_accepted(text_job)
     finally:
         await db.close()
@@ -442,7 +498,7 @@ async def test_everything_survives_reopening(tmp_path: Path) -> None:
     try:
         repo = JobRepository(db, images)
         rec = await record(repo, image_job.id)
-        assert rec.state is JobState.DONE
+        assert rec.state is JobState.DELIVERED
         assert rec.job == image_job
         assert [(i.seed, i.path.exists()) for i in rec.images] == [(11, True), (22, True)]
         assert (rec.channel_id, rec.message_id) == (10, 20)

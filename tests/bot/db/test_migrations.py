@@ -4,6 +4,7 @@ transaction each (a failing one leaves the previous version), and refusing a new
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -55,8 +56,8 @@ async def test_empty_database_is_version_0(db: aiosqlite.Connection) -> None:
 
 
 async def test_from_empty_to_latest(db: aiosqlite.Connection) -> None:
-    assert await migrate(db) == len(MIGRATIONS) == 2
-    assert await schema_version(db) == 2
+    assert await migrate(db) == len(MIGRATIONS) == 3
+    assert await schema_version(db) == 3
     assert await tables(db) == {"jobs", "images", "kv", "stories", "story_lines"}
     assert not db.in_transaction
 
@@ -171,3 +172,35 @@ async def test_the_version_survives_reopening(tmp_path: Path) -> None:
     async with aiosqlite.connect(path, isolation_level=None) as conn:
         assert await schema_version(conn) == len(MIGRATIONS)
         assert await migrate(conn) == len(MIGRATIONS)
+
+
+async def test_done_splits_into_delivered_rendered_and_failed(db: aiosqlite.Connection,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    # A database of the version before: "done" meant rendered and maybe posted.
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:2])
+    await migrate(db)
+    now = time.time()
+    rows = [  # id, origin, message_id, finished_at
+        ("posted", '{"kind": "imagine"}', 5, now - 7200),
+        ("story", '{"kind": "story", "story_id": 1}', None, now - 7200),
+        ("cli", "{}", None, now - 7200),
+        ("recent", '{"kind": "imagine"}', None, now - 60),
+        ("old", '{"kind": "imagine"}', None, now - 7200),
+        ("failed", '{"kind": "imagine"}', None, now - 60),
+    ]
+    for job_id, origin, message_id, finished in rows:
+        await db.execute(
+            "INSERT INTO jobs (id, user_id, kind, params, origin, state, created_at,"
+            " finished_at, message_id) VALUES (?, 1, 'image', '{}', ?, ?, 0, ?, ?)",
+            (job_id, origin, "failed" if job_id == "failed" else "done", finished, message_id))
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS)
+    await migrate(db)
+    async with db.execute("SELECT id, state, reason FROM jobs ORDER BY id") as cur:
+        states = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
+    assert states == {
+        "posted": ("delivered", None), "story": ("delivered", None), "cli": ("delivered", None),
+        "recent": ("rendered", None),  # still owed: the bot posts it at its next start
+        "old": ("failed", "The result could not be posted."),
+        "failed": ("failed", None),
+    }

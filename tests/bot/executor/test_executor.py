@@ -249,7 +249,7 @@ async def test_event_loop_stays_responsive_while_worker_runs() -> None:
     async with Executor(runner) as ex:
         handle = await ex.submit(text_job(1, "busy", steps=20))
         lateness = []
-        while handle.state is not JobState.DONE:
+        while handle.state is not JobState.RENDERED:
             before = time.perf_counter()
             await asyncio.sleep(0.01)
             lateness.append(time.perf_counter() - before - 0.01)
@@ -292,7 +292,7 @@ async def test_restart_requeues_and_retries_running_job_once(tmp_path: Path) -> 
     assert all(isinstance(e, Done) for e in ends)
     assert sorted(runner2.order) == ["waiting-1", "waiting-2", "was-running"]
     record = await repo2.get(running.job.id)
-    assert record is not None and record.state is JobState.DONE and record.job.attempts == 2
+    assert record is not None and record.state is JobState.RENDERED and record.job.attempts == 2
     assert record.result_text == "done was-running"
     await repo2.db.close()
     # release the first life's stuck worker thread

@@ -15,7 +15,7 @@ from bot.db.connection import open_database
 from bot.db.jobs import JobRepository
 from bot.db.migrations import MIGRATIONS, schema_version
 from bot.executor.executor import Executor, ExecutorLimits, JobHandle
-from bot.executor.jobs import ImageParams, Job, TextParams
+from bot.executor.jobs import ImageParams, Job, StoryOrigin, TextParams
 from bot.story import (
     Author,
     LineSource,
@@ -24,6 +24,7 @@ from bot.story import (
     StoryTeller,
     derive_seed,
     is_story_job,
+    story_origin,
 )
 from testkit.fakes import FakeRunner
 
@@ -80,8 +81,8 @@ async def test_start_continue_add_and_their_pictures(world: World) -> None:
     assert line2.byline() == "gpt-neo-125M, asked by bob"
     text_job = world.runner.jobs[-2]
     assert isinstance(text_job.params, TextParams) and text_job.params.seed_line == "The sky"
-    assert text_job.origin == {"kind": "story", "story_id": story.id, "op": "continue",
-                               "line": 2, "step": "text", "guild_id": 10, "channel_id": 20}
+    assert text_job.origin == StoryOrigin(story_id=story.id, op="continue", line=2,
+                                          step="text", guild_id=10, channel_id=20)
     assert is_story_job(text_job)
     image_job = world.runner.jobs[-1]
     assert isinstance(image_job.params, ImageParams)
@@ -186,7 +187,7 @@ async def test_resume_finishes_a_restored_text_job(settings: Settings) -> None:
     executor = Executor(runner, store=jobs)
     await executor.start()
     restored = await executor.restore()
-    assert [h.job.origin["step"] for h in restored] == ["text"]
+    assert [story_origin(h.job).step for h in restored] == ["text"]
     resumed = await StoryTeller(stories, jobs, executor, settings).resume(restored[0])
     assert resumed is not None and resumed.line is not None
     assert resumed.line.number == 2 and resumed.line.author == BOB
