@@ -1,7 +1,9 @@
 """The composition root: settings in, wired objects out. Nothing here is a global.
 
-`open_services` builds what the cogs and the CLIs need; `open_app` adds the Discord bot on
-top, and is what the main job (`serve`), the tests (testkit.harness) and the benches run.
+`open_services` builds what the cogs and the story CLI need; `open_app` adds the Discord bot
+on top, and is what the main job (`serve`), the tests (testkit.harness) and the benches run.
+(`python -m bot render` needs no database: it runs the runner and limits from here on an
+executor of its own.)
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ async def open_services(
     """Database, executor (with jobs restored from the last run), models and the features'
     services; closed in reverse order on exit. `runner` replaces the one the settings
     describe (tests and benches pass stand-ins or wrappers)."""
-    runner = runner or build_runner(settings)
+    if runner is None:
+        runner = build_runner(settings)
     db = await open_database(settings.storage.database)
     jobs = JobRepository(db, settings.storage.images)
     executor = Executor(runner, executor_limits(settings), store=jobs)
@@ -106,7 +109,7 @@ async def open_services(
             images=ImageJobs(settings, executor, jobs, native),
             stories=stories,
             teller=StoryTeller(stories, jobs, executor, settings, native),
-            restored=restored, native_size=native,
+            restored=restored,
         )
     finally:
         await executor.stop()
@@ -124,7 +127,8 @@ async def open_app(
     settings: Settings, runner: ModelRunner | None = None, **bot_options: Any
 ) -> AsyncIterator[GreenheartBot]:
     """Services and the bot on them, pointed where the config says; not connected yet
-    (`bot.start(token)` does that). `bot_options` go to discord.py's Client."""
+    (`bot.start(token)` does that). `bot_options` go to GreenheartBot (`extensions`) and on
+    to discord.py's Client (e.g. `guild_ready_timeout`)."""
     restore = point_at(settings.discord)
     try:
         async with open_services(settings, runner) as services:

@@ -10,7 +10,8 @@ import aiosqlite
 from bot.config import Settings
 from bot.db.jobs import JobRepository
 from bot.db.kv import KeyValues
-from bot.executor.executor import Executor, JobHandle
+from bot.executor.executor import Executor
+from bot.executor.handle import JobHandle
 from bot.images.lifecycle import ImageJobs
 from bot.pipelines.runner import ModelRunner
 from bot.story.repository import StoryRepository
@@ -31,5 +32,3 @@ class Services:
     teller: StoryTeller
     # Jobs brought back from the database at start; the cogs pick up the ones they own.
     restored: list[JobHandle]
-    # The image model's own side in pixels: the size of a 1:1 picture unless configured.
-    native_size: int

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.client import GreenheartBot
 from bot.executor.executor import QueueEntry
 from bot.executor.jobs import ImageParams, JobState, TextParams
-
-if TYPE_CHECKING:
-    from bot.client import GreenheartBot
 
 MAX_LISTED = 20
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bot.pipelines.tiny import TinyModelPaths, build_tiny_models
-from testkit.discord_double import DiscordDouble
+from testkit.discord_double import SHARED_SPEC_FILE, SPEC_ENV, DiscordDouble
 from testkit.discord_double.seeding import (
     MakeDouble,
     SeededWorld,
@@ -25,6 +25,14 @@ from testkit.discord_double.seeding import (
     start_seeded_double,
 )
 from testkit.harness import BotHarness, harness_settings
+
+
+@pytest.fixture(autouse=True)
+def _validate_against_spec_when_available(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request body the bot sends is checked against Discord's OpenAPI spec when it
+    is on this machine (scripts/test sets the same variable; this covers a bare pytest)."""
+    if not os.environ.get(SPEC_ENV) and SHARED_SPEC_FILE.exists():
+        monkeypatch.setenv(SPEC_ENV, str(SHARED_SPEC_FILE))
 
 
 @pytest.fixture(scope="session")

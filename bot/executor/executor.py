@@ -30,9 +30,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from bot.executor.fairqueue import FairQueue
-
-# JobHandle lives in handle.py; imported here so `from bot.executor.executor import JobHandle`
-# keeps working.
 from bot.executor.handle import JobHandle
 from bot.executor.jobs import (
     Cancelled,
@@ -55,7 +52,6 @@ __all__ = [
     "BatchContext",
     "Executor",
     "ExecutorLimits",
-    "JobHandle",
     "JobRunner",
     "JobStore",
     "OutOfMemory",

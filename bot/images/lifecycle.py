@@ -19,7 +19,8 @@ from PIL import Image as PILImage
 
 from bot.config import Settings
 from bot.db.jobs import JobRecord, JobRepository
-from bot.executor.executor import Executor, JobHandle
+from bot.executor.executor import Executor
+from bot.executor.handle import JobHandle
 from bot.executor.jobs import (
     GeneratedImage,
     ImageMode,

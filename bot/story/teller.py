@@ -19,7 +19,8 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.db.jobs import JobRepository
-from bot.executor.executor import Executor, JobHandle, Refused
+from bot.executor.executor import Executor, Refused
+from bot.executor.handle import JobHandle
 from bot.executor.jobs import (
     Cancelled,
     Done,

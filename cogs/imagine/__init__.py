@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.client import GreenheartBot
 from bot.db.jobs import JobRecord
-from bot.executor.executor import JobHandle
+from bot.executor.handle import JobHandle
 from bot.images.requests import (
     ALL_STYLES,
     ASPECTS,
@@ -30,9 +30,6 @@ from bot.prompts import PromptError, suggest_styles
 from cogs.common import is_nsfw
 from cogs.imagine.buttons import ACTIONS, ITEMS
 from cogs.imagine.presenter import ImaginePresenter
-
-if TYPE_CHECKING:
-    from bot.client import GreenheartBot
 
 log = logging.getLogger(__name__)
 

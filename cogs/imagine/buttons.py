@@ -48,7 +48,9 @@ def actions_of(interaction: discord.Interaction[Any]) -> ButtonActions:
 
 class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
                 template=rf"gh:(?P<action>[a-z]+):{JOB}(?::{INDEX})?"):
-    """A button that names a job (and, for indexed actions, one of its pictures)."""
+    """A button that names a job (and, for indexed actions, one of its pictures). Never
+    registered itself (discord.py wants a template on every DynamicItem class, so it has a
+    general one): each subclass gets its action's template and is registered."""
 
     action: ClassVar[str]
     indexed: ClassVar[bool] = False

@@ -17,7 +17,8 @@ from typing import Any
 import discord
 
 from bot.db.jobs import JobRecord
-from bot.executor.executor import JobHandle, Refused
+from bot.executor.executor import Refused
+from bot.executor.handle import JobHandle
 from bot.executor.jobs import (
     Cancelled,
     Done,

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.client import GreenheartBot
 from bot.prompts import suggest_styles
 from bot.story import MAX_LINE_CHARS, MAX_TITLE_CHARS
 from cogs.story.actions import StoryActions
 from cogs.story.buttons import ACTIONS, ITEMS
-
-if TYPE_CHECKING:
-    from bot.client import GreenheartBot
 
 # Discord checks these lengths before the bot sees the command; the bot re-checks after
 # cleaning (and says what is allowed), so a little slack avoids two different messages.

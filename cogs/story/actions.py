@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import discord
 
-from bot.executor.executor import JobHandle
+from bot.executor.handle import JobHandle
 from bot.services import Services
 from bot.story import (
     Author,

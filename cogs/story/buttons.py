@@ -39,7 +39,8 @@ def actions_of(interaction: discord.Interaction[Any]) -> StoryButtonActions:
 
 class StoryButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
                   template=rf"gh:story:(?P<action>[a-z]+):{STORY}(?::{LINE})?"):
-    """A button that names a story (and, for per-line actions, one of its lines)."""
+    """A button that names a story (and, for per-line actions, one of its lines). Never
+    registered itself: each subclass gets its action's template and is registered."""
 
     action: ClassVar[str]
     per_line: ClassVar[bool] = False

@@ -37,7 +37,14 @@ from .models import (
     StoredAttachment,
     User,
 )
-from .openapi import SPEC_ENV, OpenApiSpec, SpecViolation, load_spec, spec_from_env
+from .openapi import (
+    SHARED_SPEC_FILE,
+    SPEC_ENV,
+    OpenApiSpec,
+    SpecViolation,
+    load_spec,
+    spec_from_env,
+)
 from .recording import Ack, InteractionRecord, RateLimitRule, RecordedRequest, UploadedFile
 from .server import CommandSync, CommandUnavailable, DiscordDouble, point_discord_py_at
 
@@ -50,6 +57,7 @@ __all__ = [
     "GUILD_MESSAGES",
     "GUILD_PRESENCES",
     "MESSAGE_CONTENT",
+    "SHARED_SPEC_FILE",
     "SPEC_ENV",
     "Ack",
     "Channel",

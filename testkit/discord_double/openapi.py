@@ -31,6 +31,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 SPEC_ENV = "DISCORD_OPENAPI_SPEC"
+# Where a developer's and CI's checkout finds Discord's spec: ../shared beside the repo.
+SHARED_SPEC_FILE = (Path(__file__).resolve().parents[3] / "shared" / "discord-api-spec"
+                    / "openapi.json")
 _SPEC_URI = "urn:discord-openapi"
 _METHODS = ("get", "put", "post", "patch", "delete")
 

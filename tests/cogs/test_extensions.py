@@ -86,8 +86,12 @@ async def test_every_extension_loads_by_name(unconnected_bot: GreenheartBot) -> 
     # What the persistent buttons reach through interaction.client. Looked up after loading:
     # discord.py drops an extension's modules when a bot unloads it, so each load makes
     # fresh ones (and fresh keys).
-    for module in ("cogs.imagine.buttons", "cogs.story.buttons"):
-        assert bot.part(importlib.import_module(module).ACTIONS) is not None
+    presenter = importlib.import_module("cogs.imagine.presenter").ImaginePresenter
+    story_actions = importlib.import_module("cogs.story.actions").StoryActions
+    assert isinstance(bot.part(importlib.import_module("cogs.imagine.buttons").ACTIONS),
+                      presenter)
+    assert isinstance(bot.part(importlib.import_module("cogs.story.buttons").ACTIONS),
+                      story_actions)
 
 
 async def test_every_command_fits_discords_limits(unconnected_bot: GreenheartBot) -> None:

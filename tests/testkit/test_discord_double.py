@@ -6,8 +6,6 @@ import asyncio
 import io
 import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import discord
@@ -17,6 +15,7 @@ from discord.ext import commands
 from PIL import Image
 
 from testkit.discord_double import (
+    SHARED_SPEC_FILE,
     SPEC_ENV,
     DiscordDouble,
     MessageFlag,
@@ -25,16 +24,6 @@ from testkit.discord_double import (
     errors,
 )
 from testkit.discord_double.seeding import MakeDouble, SeededWorld, connect_client, seeded_world
-
-SPEC_FILE = Path(__file__).resolve().parents[2] / "shared" / "discord-api-spec" / "openapi.json"
-
-
-@pytest.fixture(autouse=True)
-def _validate_against_spec_when_available(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Run every test here with OpenAPI validation on if the spec is on this machine."""
-    if not os.environ.get(SPEC_ENV) and SPEC_FILE.exists():
-        monkeypatch.setenv(SPEC_ENV, str(SPEC_FILE))
-    yield
 
 
 def make_bot(*, message_content: bool = False) -> commands.Bot:
@@ -473,9 +462,9 @@ async def test_threads_and_discord_errors_reach_discord_py(
 async def test_unknown_routes_are_recorded_and_the_spec_flags_bad_bodies(
     monkeypatch: pytest.MonkeyPatch, make_discord_double: MakeDouble
 ) -> None:
-    if not SPEC_FILE.exists() and not os.environ.get(SPEC_ENV):
+    if not SHARED_SPEC_FILE.exists() and not os.environ.get(SPEC_ENV):
         pytest.skip("Discord's OpenAPI spec is not on this machine")
-    monkeypatch.setenv(SPEC_ENV, os.environ.get(SPEC_ENV) or str(SPEC_FILE))
+    monkeypatch.setenv(SPEC_ENV, os.environ.get(SPEC_ENV) or str(SHARED_SPEC_FILE))
     double = await make_discord_double()
     w = seeded_world(double)
     assert double.spec is not None

@@ -19,11 +19,11 @@ from bot.db.jobs import JobRepository
 from bot.executor.executor import (
     Executor,
     ExecutorLimits,
-    JobHandle,
     OutOfMemory,
     Refused,
     RunContext,
 )
+from bot.executor.handle import JobHandle
 from bot.executor.jobs import (
     Cancelled,
     Done,

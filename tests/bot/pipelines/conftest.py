@@ -1,4 +1,4 @@
-"""Fixtures for the pipeline tests (the tiny models come from tests/harness.py)."""
+"""Fixtures for the pipeline tests (the tiny models come from tests/conftest.py)."""
 
 from __future__ import annotations
 

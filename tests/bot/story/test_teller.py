@@ -14,7 +14,8 @@ from bot.config import Settings, settings_from_mapping
 from bot.db.connection import open_database
 from bot.db.jobs import JobRepository
 from bot.db.migrations import MIGRATIONS, schema_version
-from bot.executor.executor import Executor, ExecutorLimits, JobHandle
+from bot.executor.executor import Executor, ExecutorLimits
+from bot.executor.handle import JobHandle
 from bot.executor.jobs import ImageParams, Job, StoryOrigin, TextParams
 from bot.story import (
     Author,

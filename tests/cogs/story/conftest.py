@@ -3,7 +3,6 @@ the slow part; its options don't depend on a test's database) and a StoryBot per
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,11 +12,9 @@ from bot.app import build_runner
 from bot.config import settings_from_mapping
 from bot.pipelines.runner import ModelRunner
 from bot.pipelines.tiny import TinyModelPaths
-from testkit.discord_double import SPEC_ENV, DiscordDouble
+from testkit.discord_double import DiscordDouble
 from testkit.discord_double.seeding import SeededWorld
 from testkit.story import StoryBot, fast_sections
-
-SPEC_FILE = Path(__file__).resolve().parents[4] / "shared" / "discord-api-spec" / "openapi.json"
 
 
 @pytest.fixture(scope="session")
@@ -25,13 +22,6 @@ def story_runner(tiny_models: TinyModelPaths) -> ModelRunner:
     raw = fast_sections(image={"model": str(tiny_models.image)},
                         story={"model": str(tiny_models.story)})
     return build_runner(settings_from_mapping(raw))
-
-
-@pytest.fixture(autouse=True)
-def _validate_against_spec_when_available(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    if not os.environ.get(SPEC_ENV) and SPEC_FILE.exists():
-        monkeypatch.setenv(SPEC_ENV, str(SPEC_FILE))
-    yield
 
 
 @pytest.fixture
