@@ -1,4 +1,7 @@
-"""/queue and /cancel: what is waiting and running, and stopping your own jobs."""
+"""/queue and /cancel: what is waiting and running, and stopping your own jobs.
+
+Story operations that wait for their turn on a story (bot/story/pending.py) have no job in
+the executor yet; they are listed after the executor's jobs and can be cancelled too."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from discord.ext import commands
 from bot.client import GreenheartBot
 from bot.executor.executor import QueueEntry
 from bot.executor.jobs import ImageParams, JobState, TextParams
+from bot.story.pending import PendingOp
 
 MAX_LISTED = 20
 
@@ -23,28 +27,46 @@ def summary(entry: QueueEntry, viewer: int) -> str:
         assert isinstance(params, TextParams)
         text = params.seed_line
         what = "story line"
-    text = text if len(text) <= 60 else text[:59] + "…"
     place = "▶ running" if entry.state is JobState.RUNNING else f"#{entry.position}"
-    mine = " **(you)**" if job.user_id == viewer else ""
-    return f"{place} · {what} · “{discord.utils.escape_markdown(text)}” · <@{job.user_id}>{mine}"
+    return _row(place, what, text, job.user_id, viewer)
+
+
+def waiting_summary(op: PendingOp, viewer: int) -> str:
+    """A story operation waiting for its turn: "waiting · story line · “title” · @member"."""
+    return _row("waiting", op.what, op.title, op.user_id, viewer)
+
+
+def _row(place: str, what: str, text: str, user_id: int, viewer: int) -> str:
+    text = text if len(text) <= 60 else text[:59] + "…"
+    mine = " **(you)**" if user_id == viewer else ""
+    return f"{place} · {what} · “{discord.utils.escape_markdown(text)}” · <@{user_id}>{mine}"
 
 
 class AdminCog(commands.Cog, name="Queue"):
     def __init__(self, bot: GreenheartBot) -> None:
         self.bot = bot
         self.executor = bot.services.executor
+        self.pending = bot.services.teller.pending
+
+    def _rows(self, viewer: int) -> list[tuple[str, int, str]]:
+        """(id, owner, row) for every job and waiting story operation, in the order they
+        will run as far as it is known: the executor's, then those waiting for a turn."""
+        rows = [(e.job.id, e.job.user_id, summary(e, viewer)) for e in self.executor.snapshot()]
+        rows += [(op.id, op.user_id, waiting_summary(op, viewer))
+                 for op in self.pending.waiting()]
+        return rows
 
     @app_commands.command(name="queue", description="Show the jobs waiting and running")
     @app_commands.guild_only()
     async def queue(self, interaction: discord.Interaction) -> None:
-        entries = self.executor.snapshot()
+        entries = self._rows(interaction.user.id)
         if not entries:
             await interaction.response.send_message("The queue is empty. 💚", ephemeral=True)
             return
-        lines = [summary(e, interaction.user.id) for e in entries[:MAX_LISTED]]
+        lines = [row for _, _, row in entries[:MAX_LISTED]]
         if len(entries) > MAX_LISTED:
             lines.append(f"… and {len(entries) - MAX_LISTED} more")
-        yours = sum(1 for e in entries if e.job.user_id == interaction.user.id)
+        yours = sum(1 for _, owner, _ in entries if owner == interaction.user.id)
         header = f"**{len(entries)} job(s)**, {yours} of them yours:"
         await interaction.response.send_message(
             "\n".join([header, *lines])[:2000], ephemeral=True,
@@ -55,23 +77,26 @@ class AdminCog(commands.Cog, name="Queue"):
     @app_commands.guild_only()
     async def cancel(self, interaction: discord.Interaction, job: str | None = None) -> None:
         moderator = bool(interaction.permissions.manage_messages)
-        entries = self.executor.snapshot()
+        entries = [(i, owner) for i, owner, _ in self._rows(interaction.user.id)]
         if job:
-            targets = [e for e in entries if e.job.id == job.strip()]
+            targets = [(i, owner) for i, owner in entries if i == job.strip()]
             if not targets:
                 await interaction.response.send_message(
-                    f"job = {job!r}: no queued or running job has that id; see /queue.",
-                    ephemeral=True)
+                    f"job = {job!r}: no queued, running or waiting job has that id; see "
+                    "/queue.", ephemeral=True)
                 return
-            if targets[0].job.user_id != interaction.user.id and not moderator:
+            if targets[0][1] != interaction.user.id and not moderator:
                 await interaction.response.send_message(
                     "That job isn't yours; only moderators (Manage Messages) can cancel "
                     "other people's jobs.", ephemeral=True)
                 return
         else:
-            targets = [e for e in entries if e.job.user_id == interaction.user.id]
-        cancelled = sum(self.executor.cancel(e.job.id, by_user=interaction.user.id)
-                        for e in targets)
+            targets = [(i, owner) for i, owner in entries if owner == interaction.user.id]
+        # Waiting story operations first: cancelling a running job lets the next one start.
+        targets.sort(key=lambda target: self.pending.get(target[0]) is None)
+        cancelled = sum(self.pending.cancel(i, by_user=interaction.user.id)
+                        or self.executor.cancel(i, by_user=interaction.user.id)
+                        for i, _ in targets)
         text = (f"Cancelled {cancelled} job(s)." if cancelled
                 else "You have no queued or running jobs.")
         await interaction.response.send_message(text, ephemeral=True)
@@ -82,13 +107,12 @@ class AdminCog(commands.Cog, name="Queue"):
     ) -> list[app_commands.Choice[str]]:
         moderator = bool(interaction.permissions.manage_messages)
         choices = []
-        for entry in self.executor.snapshot():
-            if entry.job.user_id != interaction.user.id and not moderator:
+        for target, owner, row in self._rows(interaction.user.id):
+            if owner != interaction.user.id and not moderator:
                 continue
-            label = summary(entry, interaction.user.id)
-            label = discord.utils.remove_markdown(label).replace("<@", "@")
-            if current.lower() in label.lower() or current in entry.job.id:
-                choices.append(app_commands.Choice(name=label[:100], value=entry.job.id))
+            label = discord.utils.remove_markdown(row).replace("<@", "@")
+            if current.lower() in label.lower() or current in target:
+                choices.append(app_commands.Choice(name=label[:100], value=target))
         return choices[:25]
 
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from bot.client import GreenheartBot
 from bot.config import Settings
-from bot.executor.jobs import Job
+from bot.executor.executor import RunContext
+from bot.executor.jobs import Job, JobResult, TextParams
 from bot.pipelines.runner import ModelRunner
 from bot.pipelines.tiny import TinyModelPaths
 from testkit.discord_double import DiscordDouble, InteractionRecord, Message
@@ -53,12 +56,15 @@ class StoryBot:
     data: Path
     discord: dict[str, Any]
     bot: GreenheartBot | None = None
+    # More settings by section (e.g. {"executor": {"per_user_limit": 2}}), not "discord".
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @contextlib.asynccontextmanager
     async def running(self, *, drain: bool = True) -> AsyncIterator[GreenheartBot]:
         """The bot, until the block ends; with `drain`, story operations still in progress
         (a button's last edits) finish before it stops."""
-        settings = story_settings(self.tiny, self.data, self.double, discord=self.discord)
+        settings = story_settings(self.tiny, self.data, self.double, discord=self.discord,
+                                  **self.sections)
         harness = BotHarness(self.double, self.world, settings,
                              runner_factory=lambda _: cast(ModelRunner, self.runner))
         await harness.start()
@@ -136,3 +142,23 @@ class StoryBot:
     def story_jobs(self) -> list[Job]:
         assert self.bot is not None
         return [e.job for e in self.bot.services.executor.snapshot()]
+
+
+class HeldRunner:
+    """The session's runner, made to hold text jobs while `hold` is set (a line that is
+    being written for as long as a test needs); `holding` is set once one is held."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.hold = threading.Event()
+        self.holding = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def run(self, jobs: Sequence[Job], ctx: RunContext) -> list[JobResult | Exception]:
+        if isinstance(jobs[0].params, TextParams):
+            while self.hold.is_set() and not ctx.cancelled(jobs[0].id):
+                self.holding.set()
+                time.sleep(0.01)
+        return cast(list[JobResult | Exception], self.inner.run(jobs, ctx))

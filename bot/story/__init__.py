@@ -1,6 +1,7 @@
 """Story threads: the model and members write lines, every line gets a picture."""
 
 from bot.story.models import Author, LineSource, Story, StoryLine, StoryState, model_label
+from bot.story.pending import PendingOp, PendingWork
 from bot.story.repository import StoryRepository
 from bot.story.requests import (
     MAX_LINE_CHARS,
@@ -13,7 +14,14 @@ from bot.story.requests import (
     resolve_style,
     text_params,
 )
-from bot.story.teller import Resumed, StoryError, StoryTeller, is_story_job, story_origin
+from bot.story.teller import (
+    Resumed,
+    StoryBusy,
+    StoryError,
+    StoryTeller,
+    is_story_job,
+    story_origin,
+)
 from bot.story.turns import Turn, Turns
 
 __all__ = [
@@ -21,8 +29,11 @@ __all__ = [
     "MAX_TITLE_CHARS",
     "Author",
     "LineSource",
+    "PendingOp",
+    "PendingWork",
     "Resumed",
     "Story",
+    "StoryBusy",
     "StoryError",
     "StoryLine",
     "StoryOptionError",

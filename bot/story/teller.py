@@ -6,8 +6,12 @@ the line as it now stands; the caller posts it. Callers serialise operations on 
 in between.
 
 Jobs carry their story in a `StoryOrigin` (story, operation, line, step), so after a restart
-`resume` can finish what a restored job started. A job's result is delivered once the story
-holds it (the line's text, or its picture): the thread's post follows from the story.
+`resume` can finish what a restored job started, and `recover` saves the line of a text job
+that finished when the bot died before its line was saved. A job's result is delivered once
+the story holds it (the line's text, or its picture) and the thread shows it.
+
+`request` registers an operation the moment a member asks for it (`pending`): waiting for
+its turn, it counts towards the member's per-person limit like their executor jobs.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import Settings
-from bot.db.jobs import JobRepository
+from bot.db.jobs import JobRecord, JobRepository
 from bot.executor.executor import Executor, Refused
 from bot.executor.handle import JobHandle
 from bot.executor.jobs import (
@@ -29,6 +33,7 @@ from bot.executor.jobs import (
     ImageResult,
     Job,
     JobEvent,
+    JobState,
     StoryOrigin,
     TextParams,
     TextResult,
@@ -36,6 +41,7 @@ from bot.executor.jobs import (
 from bot.images.files import save_images
 from bot.prompts import PromptError
 from bot.story.models import Author, LineSource, Story, StoryLine
+from bot.story.pending import PendingOp, PendingWork
 from bot.story.repository import StoryRepository
 from bot.story.requests import illustration_params, text_params
 
@@ -50,6 +56,11 @@ class StoryError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.public = public
+
+
+class StoryBusy(StoryError):
+    """The story already has the same kind of work in progress: the request is answered
+    at once (the line or picture asked for is on its way), not stacked."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,41 @@ class StoryTeller:
         self.jobs = jobs
         self.executor = executor
         self.settings = settings
+        self.pending = PendingWork()  # operations asked for and not finished (see `request`)
+
+    # ----- requests -----------------------------------------------------------------------------
+
+    def request(self, story: Story, op: str, asked_by: Author, line: int | None = None
+                ) -> PendingOp:
+        """Register operation `op` the moment it is asked for, before it waits for its turn;
+        `pending.finish` it when it ends. Raises StoryBusy when the story already has the
+        same work in progress, StoryError when the member is at the per-person limit."""
+        busy = self.pending.busy(story.id, op, line)
+        if busy is not None:
+            raise StoryBusy(busy)
+        self.check_limit(asked_by)
+        return self.pending.add(story_id=story.id, title=story.title, op=op, line=line,
+                                user_id=asked_by.id, user_name=asked_by.name)
+
+    def check_limit(self, asked_by: Author) -> None:
+        """Refuse (StoryError) a member whose queued and running jobs and waiting story
+        operations together reach the executor's per-person limit."""
+        limit = self.executor.limits.per_user_limit
+        mine = self.load_of(asked_by.id)
+        if mine >= limit:
+            raise StoryError(
+                f"You already have {mine} jobs queued, running or waiting for their turn in a "
+                f"story; the limit is {limit} per person. Wait for one to finish or /cancel "
+                "one.")
+
+    def load_of(self, user_id: int) -> int:
+        """The member's jobs in the executor plus their story operations that have none
+        there now (waiting for their turn, or between two jobs of one operation)."""
+        jobs = [e.job for e in self.executor.snapshot() if e.job.user_id == user_id]
+        in_executor = {j.origin.story_id for j in jobs if isinstance(j.origin, StoryOrigin)}
+        ops = [op for op in self.pending.of_user(user_id)
+               if not (op.running and op.story_id in in_executor)]
+        return len(jobs) + len(ops)
 
     # ----- operations ---------------------------------------------------------------------------
 
@@ -107,14 +153,21 @@ class StoryTeller:
             handle = resume
             number = story_origin(handle.job).line
         text, model = await self._text_of(handle, number)
+        number = await self._keep_model_line(story, number, handle.job.id, text, model,
+                                             asked_by)
+        return await self.illustrate(story, number, asked_by, op="continue")
+
+    async def _keep_model_line(self, story: Story, number: int, job_id: str, text: str,
+                               model: str, asked_by: Author) -> int:
+        """Save the model's new line as line `number` (unless it is saved already); returns
+        the number it has."""
         existing = await self.stories.line(story.id, number)
-        if existing is None or existing.text_job_id != handle.job.id:
+        if existing is None or existing.text_job_id != job_id:
             if existing is not None:  # someone else's line took the number meanwhile
                 number = await self.stories.count_lines(story.id) + 1
             await self.stories.add_line(story.id, number, source=LineSource.MODEL, text=text,
-                                        author=asked_by, model=model,
-                                        text_job_id=handle.job.id)
-        return await self.illustrate(story, number, asked_by, op="continue")
+                                        author=asked_by, model=model, text_job_id=job_id)
+        return number
 
     async def add_line(self, story: Story, text: str, author: Author) -> StoryLine:
         """A member's line (already validated with `clean_line`), then its picture."""
@@ -184,12 +237,16 @@ class StoryTeller:
                 await self.stories.count_redraw(story.id, number)
             await self.stories.set_image_job(story.id, number, handle.job.id, params.seeds[0])
         final = await handle.wait()
+        stored = None
         if isinstance(final, Done) and isinstance(final.result, ImageResult):
-            path = await self._stored_image(handle, final.result)
-            await self.stories.set_image(story.id, number, path,
+            stored = await self._stored_image(handle, final.result)
+        if isinstance(stored, Path):
+            assert isinstance(final, Done) and isinstance(final.result, ImageResult)
+            await self.stories.set_image(story.id, number, stored,
                                          nsfw=final.result.images[0].nsfw)
         else:
-            reason = _reason(final, "picture")
+            # Failed, cancelled, or rendered but failed by the store (a full disk).
+            reason = stored if stored is not None else _reason(final, "picture")
             current = await self._line(story, number)
             if next_seed and current.image_path is not None:
                 # A failed redraw leaves the old picture in place: say so, don't erase it.
@@ -234,6 +291,42 @@ class StoryTeller:
             return Resumed(story, None, exc)
         return Resumed(story, line)
 
+    async def recover(self, record: JobRecord) -> Resumed | None:
+        """A story text job that was rendered (its text stored) when the bot stopped, before
+        its line was saved: save the line as its operation would have, then illustrate it.
+        None when there is nothing to do: the line was saved after all (a line saved but not
+        shown is settled with the other unposted lines), or the story is gone."""
+        job = record.job
+        origin = story_origin(job)
+        story = await self.stories.get(origin.story_id)
+        lines = [] if story is None else await self.stories.lines(story.id)
+        saved = next((line for line in lines if line.text_job_id == job.id), None)
+        if story is None or record.result_text is None:
+            await self.jobs.mark_undeliverable(job.id, "its story or its text is gone")
+            return None
+        if saved is not None:
+            if saved.message_id is not None and story.thread_id is not None:
+                await self.jobs.mark_delivered(job.id, story.thread_id, saved.message_id)
+            return None
+        asked_by = Author(job.user_id, job.user_name)
+        model = record.model or ""
+        try:
+            story = await self._open(story)
+            number = origin.line
+            if origin.op == "rewrite":
+                await self._line(story, number)
+                await self.stories.rewrite_line(story.id, number, text=record.result_text,
+                                                author=asked_by, model=model,
+                                                text_job_id=job.id)
+            else:
+                number = await self._keep_model_line(story, number, job.id,
+                                                     record.result_text, model, asked_by)
+            line = await self.illustrate(story, number, asked_by, op=origin.op)
+        except StoryError as exc:
+            await self.jobs.mark_undeliverable(job.id, exc.reason)
+            return Resumed(story, None, exc)
+        return Resumed(story, line)
+
     # ----- helpers ------------------------------------------------------------------------------
 
     async def _open(self, story: Story) -> Story:
@@ -275,13 +368,16 @@ class StoryTeller:
         raise StoryError(f"Line {number} could not be written. {_reason(final, 'line')}",
                          public=True)
 
-    async def _stored_image(self, handle: JobHandle, result: ImageResult) -> Path:
-        """The PNG the job store wrote for a finished job; written here if the store
-        could not (its failure is logged), so the line still gets its picture."""
+    async def _stored_image(self, handle: JobHandle, result: ImageResult) -> Path | str:
+        """The PNG the job store wrote for a finished job; or why not, where the store
+        failed the job (it could not save the pictures: a full disk); written here if the
+        store did not record it at all (its failure is logged), so the line still gets it."""
         await handle.recorded()
         record = await self.jobs.get(handle.job.id)
         if record is not None and record.state.has_result and record.images:
             return record.images[0].path
+        if record is not None and record.state is JobState.FAILED:
+            return record.reason or "The picture could not be saved."
         log.warning("job %s: the store did not record its image; saving it here", handle.job.id)
         paths = await asyncio.to_thread(save_images, handle.job, result, self.jobs.images_dir)
         return paths[0]

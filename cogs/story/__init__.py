@@ -60,6 +60,11 @@ class StoryCog(commands.Cog, name="Story"):
     async def end(self, interaction: discord.Interaction) -> None:
         await self.actions.end(interaction)
 
+    @story.command(name="export", description="Post this thread's story (so far, or again) as a "
+                   "web page and Markdown")
+    async def export(self, interaction: discord.Interaction) -> None:
+        await self.actions.export(interaction)
+
     @story.command(name="list", description="This server's stories, with links")
     async def list_stories(self, interaction: discord.Interaction) -> None:
         await self.actions.list_stories(interaction)

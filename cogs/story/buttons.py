@@ -2,8 +2,11 @@
 SQLite, so the buttons of old threads keep working after a restart (discord.py DynamicItem).
 
 Plain classes at module level: `StoryButton` parses `gh:story:<action>:<story>[:<line>]`,
-each subclass is one action. A click reaches what the cog provided under `ACTIONS` (its
-StoryActions) through `interaction.client`; the cog's setup registers the classes once.
+each subclass is one action. Continue ▶ names the line it is on too (so a press on a line
+that is no longer the latest can be told from one on the newest line); the Continue ▶
+buttons of older threads name only the story and keep working. A click reaches what the
+cog provided under `ACTIONS` (its StoryActions) through `interaction.client`; the cog's
+setup registers the classes once.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ LINE = r"(?P<line>[0-9]{1,6})"
 
 
 class StoryButtonActions(Protocol):
-    async def continue_story(self, interaction: discord.Interaction[Any],
-                             story_id: int) -> None: ...
+    async def continue_story(self, interaction: discord.Interaction[Any], story_id: int,
+                             number: int = 0) -> None: ...
     async def rewrite(self, interaction: discord.Interaction[Any], story_id: int,
                       number: int) -> None: ...
     async def redraw(self, interaction: discord.Interaction[Any], story_id: int,
@@ -47,14 +50,15 @@ class StoryButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
     label: ClassVar[str]
     colour: ClassVar[discord.ButtonStyle] = discord.ButtonStyle.secondary
 
-    def __init_subclass__(cls, *, action: str, per_line: bool = False) -> None:
-        super().__init_subclass__(
-            template=rf"gh:story:{action}:{STORY}" + (rf":{LINE}" if per_line else ""))
+    def __init_subclass__(cls, *, action: str, per_line: bool = False,
+                          line_optional: bool = False) -> None:
+        line = rf":{LINE}" if per_line else rf"(?::{LINE})?" if line_optional else ""
+        super().__init_subclass__(template=rf"gh:story:{action}:{STORY}{line}")
         cls.action, cls.per_line = action, per_line
 
     def __init__(self, story_id: int, number: int = 0) -> None:
         custom_id = f"gh:story:{self.action}:{story_id}" + (f":{number}" if self.per_line
-                                                            else "")
+                                                            or number else "")
         super().__init__(discord.ui.Button(label=self.label, style=self.colour,
                                            custom_id=custom_id))
         self.story_id, self.number = story_id, number
@@ -64,27 +68,40 @@ class StoryButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
                              item: discord.ui.Item[Any], match: re.Match[str], /) -> Self:
         return cls(int(match["story"]), int(match.groupdict().get("line") or 0))
 
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await self.act(interaction, actions_of(interaction))
+        except Exception as exc:
+            await bot_of(interaction).report_interaction_error(interaction, exc)
 
-class Continue(StoryButton, action="cont"):
+    async def act(self, interaction: discord.Interaction[Any],
+                  actions: StoryButtonActions) -> None:
+        raise NotImplementedError
+
+
+class Continue(StoryButton, action="cont", line_optional=True):
     label = "Continue ▶"
     colour = discord.ButtonStyle.primary
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await actions_of(interaction).continue_story(interaction, self.story_id)
+    async def act(self, interaction: discord.Interaction[Any],
+                  actions: StoryButtonActions) -> None:
+        await actions.continue_story(interaction, self.story_id, self.number)
 
 
 class Rewrite(StoryButton, action="rewrite", per_line=True):
     label = "↻ Rewrite"
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await actions_of(interaction).rewrite(interaction, self.story_id, self.number)
+    async def act(self, interaction: discord.Interaction[Any],
+                  actions: StoryButtonActions) -> None:
+        await actions.rewrite(interaction, self.story_id, self.number)
 
 
 class Redraw(StoryButton, action="redraw", per_line=True):
     label = "🎨 Redraw"
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await actions_of(interaction).redraw(interaction, self.story_id, self.number)
+    async def act(self, interaction: discord.Interaction[Any],
+                  actions: StoryButtonActions) -> None:
+        await actions.redraw(interaction, self.story_id, self.number)
 
 
 ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (Continue, Rewrite, Redraw)
@@ -97,7 +114,7 @@ def line_view(story: Story, line: StoryLine, *, latest: bool) -> discord.ui.View
         return None
     view = discord.ui.View(timeout=None)
     if latest:
-        view.add_item(Continue(story.id))
+        view.add_item(Continue(story.id, line.number))
         if line.by_model:
             view.add_item(Rewrite(story.id, line.number))
     view.add_item(Redraw(story.id, line.number))

@@ -36,16 +36,19 @@ def intro_content(story: Story, *, message_content: bool) -> str:
     return shorten(
         f"📖 **{story.title}** — a story started by {story.author.name}.{style}\n"
         f"{how}. **↻ Rewrite** replaces the model's latest line, **🎨 Redraw** paints a line "
-        "again, and `/story end` closes the story and posts it as a web page and Markdown.",
+        "again, and `/story end` closes the story and posts it as a web page and Markdown "
+        "(`/story export` posts it any time).",
         MESSAGE_LIMIT,
     )
 
 
 def ended_content(story: Story, lines: Sequence[StoryLine], authors: Sequence[str],
                   *, shrunk: bool, files: int) -> str:
+    """The export's message: an ended story "is finished", an open one is shown "so far"."""
     names = ", ".join(authors)
-    text = (f"📕 **{story.title}** is finished: {len(lines)} line"
-            f"{'s' * (len(lines) != 1)} by {names}.")
+    count = f"{len(lines)} line{'s' * (len(lines) != 1)} by {names}."
+    text = (f"📖 **{story.title}**, so far: {count}" if story.open
+            else f"📕 **{story.title}** is finished: {count}")
     if files >= 3:
         text += ("\nThe HTML page has every picture built in; the Markdown (and the .zip with "
                  "it and its pictures) is ready for a blog.")

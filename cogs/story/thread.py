@@ -2,16 +2,20 @@
 rewrite or redraw), their buttons, the export, and errors everyone should see.
 
 Sent through the thread with the bot token, never the interaction token: a line may wait in
-the queue for longer than an interaction token lives.
+the queue for longer than an interaction token lives. Line posts and exports go through
+`cogs.delivery.deliver` (transient failures are retried) with a nonce derived from what they
+show, so a retry, or a repost after a restart that came between the post and its record,
+returns the message Discord already made instead of making a twin.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import discord
 
@@ -19,20 +23,45 @@ from bot.db.jobs import JobRepository
 from bot.story import Story, StoryLine, StoryRepository
 from bot.story.export import ExportFile, authors
 from cogs.common import is_nsfw
+from cogs.delivery import deliver
 from cogs.story.buttons import line_view
 from cogs.story.messages import ended_content, line_content
 
 log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
+NONCE_CHARS = 25  # Discord's limit
+
+
+def line_nonce(story_id: int, number: int, revision: int, replacing: int | None = None) -> str:
+    """The same for every try of posting one version of one line; a post that replaces a
+    deleted message (`replacing` its id) gets its own, so Discord cannot answer with that."""
+    plain = f"gh:l{story_id}.{number}.{revision}"
+    if replacing is None and len(plain) <= NONCE_CHARS:
+        return plain
+    return "gh:l" + _digest(f"{story_id}.{number}.{revision}.{replacing}")
+
+
+def export_nonce(story: Story, lines: Sequence[StoryLine]) -> str:
+    """The same for every try of posting the export of the story as it now stands: asked
+    for again before anything changed (within Discord's few minutes), the earlier post is
+    the answer; a story that changed, or ended, is posted anew."""
+    state = ";".join(f"{line.number}.{line.revision}.{line.redraws}.{line.image_path}"
+                     for line in lines)
+    return "gh:x" + _digest(f"{story.id}|{story.state.value}|{state}")
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 class StoryThread:
     def __init__(self, client: discord.Client, stories: StoryRepository,
-                 jobs: JobRepository) -> None:
+                 jobs: JobRepository, *, retry_s: float = 3600.0) -> None:
         self.client = client
         self.stories = stories
         self.jobs = jobs
+        self.retry_s = retry_s  # how long a line post is retried (discord.delivery_retry_s)
 
     def channel(self, story: Story) -> discord.PartialMessageable | None:
         if story.thread_id is None:
@@ -41,8 +70,10 @@ class StoryThread:
         return self.client.get_partial_messageable(
             story.thread_id, guild_id=story.guild_id, type=discord.ChannelType.public_thread)
 
-    async def publish(self, story: Story, line: StoryLine) -> None:
-        """Post a new line, or edit the message of a rewritten or redrawn one."""
+    async def publish(self, story: Story, line: StoryLine,
+                      shown: Callable[[], None] | None = None) -> None:
+        """Post a new line, or edit the message of a rewritten or redrawn one; `shown` is
+        called once the thread shows it (before the older line's buttons are updated)."""
         thread = self.channel(story)
         if thread is None:
             log.warning("story %d has no thread; line %d is not posted", story.id, line.number)
@@ -52,20 +83,36 @@ class StoryThread:
         content = line_content(current, line)
         view = line_view(current, line, latest=latest)
         picture = await _picture(line, spoiler=line.image_nsfw and not self._nsfw(current))
+        what = f"line {line.number} of story {story.id}"
         if line.message_id is not None:
-            try:
-                await thread.get_partial_message(line.message_id).edit(
-                    content=content, attachments=[picture] if picture else [], view=view,
-                    allowed_mentions=NO_PINGS)
+            old = thread.get_partial_message(line.message_id)
+
+            async def edit() -> bool:
+                try:
+                    await old.edit(content=content, attachments=[picture()] if picture else [],
+                                   view=view, allowed_mentions=NO_PINGS)
+                except discord.NotFound:
+                    return False  # the message was deleted: post the line again
+                return True
+
+            if await deliver(edit, what=what, give_up_after=self.retry_s):
                 await self._delivered(line, thread.id, line.message_id)
+                if shown is not None:
+                    shown()
                 return
-            except discord.NotFound:
-                pass  # the message was deleted: post the line again
-        message = await thread.send(
-            content, file=picture or discord.utils.MISSING,
-            view=view or discord.utils.MISSING, allowed_mentions=NO_PINGS)
+        nonce = line_nonce(story.id, line.number, line.revision, line.message_id)
+
+        async def post() -> discord.Message:
+            # A new File each try: a failed upload has consumed the last one's stream.
+            return await thread.send(
+                content, file=picture() if picture else discord.utils.MISSING,
+                view=view or discord.utils.MISSING, nonce=nonce, allowed_mentions=NO_PINGS)
+
+        message = await deliver(post, what=what, give_up_after=self.retry_s)
         await self.stories.set_message(story.id, line.number, message.id)
         await self._delivered(line, thread.id, message.id)
+        if shown is not None:
+            shown()
         if latest and line.number > 1:
             await self.retire(current, line.number - 1)
 
@@ -89,13 +136,24 @@ class StoryThread:
             log.warning("could not update the buttons of line %d of story %d", number, story.id)
 
     async def post_export(self, story: Story, lines: Sequence[StoryLine],
-                          files: Sequence[ExportFile], shrunk: bool) -> discord.Message:
+                          files: Sequence[ExportFile], shrunk: bool, *,
+                          give_up_after: float | None = None) -> discord.Message:
+        """Post the export (retried while Discord fails transiently for `give_up_after`
+        seconds); raises DeliveryFailed when it can't be posted."""
         thread = self.channel(story)
         assert thread is not None
-        return await thread.send(
-            ended_content(story, lines, authors(story, lines), shrunk=shrunk, files=len(files)),
-            files=[discord.File(io.BytesIO(f.data), filename=f.name) for f in files],
-            allowed_mentions=NO_PINGS)
+        content = ended_content(story, lines, authors(story, lines), shrunk=shrunk,
+                                files=len(files))
+        nonce = export_nonce(story, lines)
+
+        async def post() -> discord.Message:
+            return await thread.send(
+                content, files=[discord.File(io.BytesIO(f.data), filename=f.name) for f in files],
+                nonce=nonce, allowed_mentions=NO_PINGS)
+
+        return await deliver(post, what=f"the export of story {story.id}",
+                             give_up_after=self.retry_s if give_up_after is None
+                             else give_up_after)
 
     async def say(self, story: Story, text: str) -> None:
         thread = self.channel(story)
@@ -117,7 +175,8 @@ class StoryThread:
         return is_nsfw(self.client.get_channel(story.channel_id)) if story.channel_id else False
 
 
-async def _picture(line: StoryLine, *, spoiler: bool) -> discord.File | None:
+async def _picture(line: StoryLine, *, spoiler: bool) -> Callable[[], discord.File] | None:
+    """The line's picture as a maker of upload files (one per try), or None."""
     if line.image_path is None:
         return None
     try:
@@ -125,5 +184,5 @@ async def _picture(line: StoryLine, *, spoiler: bool) -> discord.File | None:
     except OSError:
         return None
     # A picture the safety checker flagged is hidden behind a spoiler outside NSFW channels.
-    return discord.File(io.BytesIO(data), filename=f"line-{line.number}.png", spoiler=spoiler,
-                        description=f"Picture for line {line.number}")
+    return lambda: discord.File(io.BytesIO(data), filename=f"line-{line.number}.png",
+                                spoiler=spoiler, description=f"Picture for line {line.number}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,10 +17,20 @@ from bot.db.jobs import JobRepository
 from bot.db.migrations import MIGRATIONS, schema_version
 from bot.executor.executor import Executor, ExecutorLimits
 from bot.executor.handle import JobHandle
-from bot.executor.jobs import ImageParams, Job, StoryOrigin, TextParams
+from bot.executor.jobs import (
+    Done,
+    ImageParams,
+    Job,
+    JobState,
+    StoryOrigin,
+    TextParams,
+    TextResult,
+)
+from bot.images import files
 from bot.story import (
     Author,
     LineSource,
+    StoryBusy,
     StoryError,
     StoryRepository,
     StoryTeller,
@@ -102,6 +113,24 @@ async def test_start_continue_add_and_their_pictures(world: World) -> None:
     params = world.runner.jobs[-2].params
     assert isinstance(params, TextParams)
     assert params.lines == (line2.text, "Then it rained.")
+
+
+async def test_a_picture_the_store_could_not_save_is_the_lines_image_error(
+    world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    story, _ = await world.teller.start(seed="The sky", title="Sky", style=None,
+                                        author=ALICE, guild_id=10, thread_id=20)
+
+    def disk_full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(files, "write_file", disk_full)
+    line = await world.teller.illustrate(story, 1, ALICE, op="seed")  # no OSError escapes
+    assert line.image_path is None
+    assert line.image_error is not None and "disk is full" in line.image_error
+    record = await world.jobs.get(world.runner.jobs[-1].id)
+    assert record is not None and record.state is JobState.FAILED
+    assert not list(world.settings.storage.images.glob("*.png"))
 
 
 async def test_rewrite_replaces_only_the_models_latest_line(world: World) -> None:
@@ -243,3 +272,47 @@ async def test_a_failed_redraw_keeps_the_old_picture(world: World) -> None:
         await world.teller.redraw(story, 1, BOB)
     line = await world.stories.line(story.id, 1)
     assert line is not None and line.image_path == first.image_path and not line.image_error
+
+
+async def test_recover_saves_a_rendered_line_once(world: World) -> None:
+    story, _ = await world.teller.start(seed="The sky", title="Sky", style=None, author=ALICE,
+                                        guild_id=10, thread_id=20)
+    # The text job finished (rendered, its text stored) and the bot died before the line
+    # was saved.
+    job = Job(user_id=BOB.id, user_name=BOB.name,
+              params=TextParams(seed_line="The sky", lines=(), rng_seed=1),
+              origin=StoryOrigin(story_id=story.id, op="continue", line=2, step="text"))
+    await world.jobs.job_accepted(job)
+    await world.jobs.job_finished(job, Done(TextResult("A kite rose.", {}, "kite-model")))
+    [record] = [r for r in await world.jobs.undelivered() if r.job.id == job.id]
+    resumed = await world.teller.recover(record)
+    assert resumed is not None and resumed.line is not None
+    line = resumed.line
+    assert (line.number, line.text, line.author, line.model) == (2, "A kite rose.", BOB,
+                                                                 "kite-model")
+    assert line.text_job_id == job.id and line.image_path is not None
+    # Once: the line is saved now; when the thread shows it, the job is delivered.
+    assert await world.teller.recover(record) is None
+    assert await world.stories.count_lines(story.id) == 2
+    await world.stories.set_message(story.id, 2, 555)
+    assert await world.teller.recover(record) is None
+    stored = await world.jobs.get(job.id)
+    assert stored is not None and stored.state is JobState.DELIVERED
+    assert stored.message_id == 555
+
+
+async def test_requests_count_against_the_per_person_limit(world: World) -> None:
+    story, _ = await world.teller.start(seed="The sky", title="Sky", style=None, author=ALICE)
+    other, _ = await world.teller.start(seed="The sea", title="Sea", style=None, author=BOB)
+    first = world.teller.request(story, "continue", ALICE, 2)  # waiting for its turn
+    with pytest.raises(StoryBusy, match="already being written"):
+        world.teller.request(story, "continue", BOB, 2)
+    # The per-user limit is 1 here: her waiting operation is her one.
+    with pytest.raises(StoryError, match="limit is 1 per person") as caught:
+        world.teller.request(other, "add", ALICE)
+    assert not isinstance(caught.value, StoryBusy)
+    assert world.teller.load_of(ALICE.id) == 1
+    world.teller.request(other, "add", BOB)  # bob's count is his own
+    world.teller.pending.finish(first)
+    assert world.teller.load_of(ALICE.id) == 0
+    world.teller.request(other, "add", ALICE)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.story import MAX_LINE_CHARS, Author, LineSource, Story, StoryLine, StoryState
 from cogs.story.messages import (
     MESSAGE_LIMIT,
@@ -50,3 +52,12 @@ def test_other_messages_fit() -> None:
     assert len(listing) <= MESSAGE_LIMIT
     assert "https://discord.com/channels/5/6" in listing
     assert "`/story start`" in list_content([], [], 5)
+
+
+def test_an_open_storys_export_says_so_far() -> None:
+    lines = [line("x")] * 2
+    text = ended_content(STORY, lines, ["alice"], shrunk=False, files=3)
+    assert text.startswith(f"📖 **{STORY.title}**, so far: 2 lines by alice.")
+    ended = ended_content(replace(STORY, state=StoryState.ENDED), lines, ["alice"],
+                          shrunk=False, files=3)
+    assert ended.startswith(f"📕 **{STORY.title}** is finished: 2 lines by alice.")
