@@ -50,6 +50,18 @@ _RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
 _RE_KEY = re.compile(r"\w[\w \-/]+")
 _CORE_KEYS = frozenset({"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model"})
 _NEGATIVE_PREFIX = "Negative prompt:"
+# A prompt line that itself starts with "Negative prompt:" would be read back (by A1111 and by
+# us) as the start of the negative. Such a line is written with one backslash before it:
+# A1111 strips each line and tests `startswith("Negative prompt:")`, so "\Negative prompt: …"
+# stays prompt text there (a visible backslash, nothing lost; stripping removes any space we
+# could add, and an invisible character would hide in the user's prompt), and our parser
+# drops the one backslash again. A line that already starts with backslashes before the
+# marker gets one more, so the escape is undone exactly. Lines without the marker at their
+# start — every ordinary prompt — are written as they are. The same goes for the negative's
+# lines after its first (A1111 strips the marker from those too); the first follows the
+# marker on its own line and is never escaped.
+_MARKER_LINE = re.compile(r"\\*" + re.escape(_NEGATIVE_PREFIX))
+_ESCAPED_MARKER_LINE = re.compile(r"\\+" + re.escape(_NEGATIVE_PREFIX))
 
 
 def _quote(value: str) -> str:
@@ -93,22 +105,38 @@ def format_parameters(p: GenerationParameters) -> str:
             raise ValueError(f"extra key {key!r} can't be written to infotext")
         fields[key] = str(value)
     settings = ", ".join(f"{k}: {_quote(v)}" for k, v in fields.items())
-    negative = f"\n{_NEGATIVE_PREFIX} {p.negative}" if p.negative else ""
-    return f"{p.prompt}{negative}\n{settings}".strip()
+    negative = f"\n{_NEGATIVE_PREFIX} {_escape(p.negative, first=False)}" if p.negative else ""
+    return f"{_escape(p.prompt)}{negative}\n{settings}".strip()
+
+
+def _escape(text: str, *, first: bool = True) -> str:
+    """One more backslash before "Negative prompt:" at the start of a line (see _MARKER_LINE);
+    `first=False` leaves the first line alone."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        body = line.lstrip()
+        if (i or first) and _MARKER_LINE.match(body):
+            lines[i] = f"{line[: len(line) - len(body)]}\\{body}"
+    return "\n".join(lines)
 
 
 def _split_prompts(lines: Sequence[str]) -> tuple[str, str]:
-    """A1111's rule: lines are stripped; everything from "Negative prompt:" on is negative."""
+    """A1111's rule: lines are stripped; everything from the first line that starts with
+    "Negative prompt:" on is negative, and that marker is cut from every line that starts
+    with it. Then our escape is undone: one backslash less before a line's marker (not on
+    the negative's first line, which follows the marker and is written as it is)."""
     prompt: list[str] = []
     negative: list[str] = []
+    in_negative = False
     for raw in lines:
         line = raw.strip()
-        if not negative and line.startswith(_NEGATIVE_PREFIX):
+        if line.startswith(_NEGATIVE_PREFIX):
+            in_negative = True
             negative.append(line[len(_NEGATIVE_PREFIX) :].strip())
-        elif negative:
-            negative.append(line)
-        else:
-            prompt.append(line)
+            continue
+        if _ESCAPED_MARKER_LINE.match(line):
+            line = line[1:]
+        (negative if in_negative else prompt).append(line)
     return "\n".join(prompt), "\n".join(negative)
 
 

@@ -1,4 +1,5 @@
-"""Errors shared by the image and text pipelines, and the model-source checks behind them.
+"""Errors shared by the image and text pipelines, the model-source checks behind them, and
+how a model is named where others see it.
 
 Importing this module is cheap (no torch, diffusers or transformers).
 """
@@ -6,6 +7,7 @@ Importing this module is cheap (no torch, diffusers or transformers).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -77,6 +79,25 @@ def resolve_model_source(name: str, *, kind: str, config_file: str, setting: str
             "a folder written by `save_pretrained`, or at a hub id such as owner/name.",
         )
     return name
+
+
+def public_model_name(name: str) -> str:
+    """The model's name for PNG parameters, embeds and story lines: a hub id as it is, a
+    folder by its own name, never the host's path to it ("/home/me/models/sd15" -> "sd15").
+
+    A name is a folder when it can only be a path or is an existing folder (what
+    `resolve_model_source` loads). A hub cache snapshot (…/models--owner--name/snapshots/<rev>)
+    is named by its repository, "owner/name". Naming a name again changes nothing.
+    """
+    path = Path(name).expanduser()
+    if not name or not (_looks_like_path(name) or path.is_dir()):
+        return name
+    parts = [p for p in re.split(r"[/\\]+", name) if p not in ("", ".")]
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        return parts[-3].removeprefix("models--").replace("--", "/")
+    if not parts or parts[-1] in ("..", "~"):  # ".", "models/..", "~": the folder it means
+        return path.resolve().name or "model"
+    return parts[-1]
 
 
 def load_failure(name: str, *, kind: str, setting: str, cause: BaseException) -> ModelLoadError:

@@ -136,6 +136,110 @@ def test_parameters_are_immutable() -> None:
     assert hash(params) == hash(sample_parameters(extra={"A b": "1"}))
 
 
+
+# ------------------------------------------------- prompts that say "Negative prompt:" themselves
+
+
+def a1111_split(text: str) -> tuple[str, str]:
+    """AUTOMATIC1111's own reading (modules/infotext_utils.py, parse_generation_parameters),
+    written out again here so that the tests do not trust our parser to mirror it."""
+    prompt, negative, done_with_prompt = "", "", False
+    *lines, _settings = text.strip().split("\n")
+    for line in lines:
+        line = line.strip()
+        if line.startswith("Negative prompt:"):
+            done_with_prompt = True
+            line = line[16:].strip()
+        if done_with_prompt:
+            negative += ("" if negative == "" else "\n") + line
+        else:
+            prompt += ("" if prompt == "" else "\n") + line
+    return prompt, negative
+
+
+def test_prompt_starting_with_the_negative_marker_is_read_back_as_the_prompt() -> None:
+    params = sample_parameters(prompt="Negative prompt: a cat, watercolor painting",
+                               negative="blurry")
+    text = format_parameters(params)
+    assert text.startswith("\\Negative prompt: a cat, watercolor painting\n"
+                           "Negative prompt: blurry\n")
+    assert parse_parameters(text) == params
+    # A1111 reads the escaped line as prompt text (the backslash shows, nothing is lost).
+    assert a1111_split(text) == ("\\Negative prompt: a cat, watercolor painting", "blurry")
+    no_negative = sample_parameters(prompt="Negative prompt: a cat", negative="")
+    assert parse_parameters(format_parameters(no_negative)) == no_negative
+    assert a1111_split(format_parameters(no_negative)) == ("\\Negative prompt: a cat", "")
+
+
+def test_ordinary_prompts_are_written_exactly_as_before() -> None:
+    for prompt in ("a cat", "negative prompt: lowercase is not the marker",
+                   "a \\ backslash and Negative prompt: inside a line", "line\n\\ two"):
+        params = sample_parameters(prompt=prompt, negative="blurry")
+        assert format_parameters(params).startswith(f"{prompt}\nNegative prompt: blurry\n")
+        assert parse_parameters(format_parameters(params)) == params
+
+
+TRICKY_LINES = [
+    "Negative prompt:",
+    "Negative prompt: a fox",
+    "Negative prompt:Negative prompt: twice",
+    "\\Negative prompt: escaped by hand",
+    "\\\\Negative prompt: two backslashes",
+    "\\",
+    "negative prompt: lower case",
+    "Negative prompt : spaced colon",
+    "a Negative prompt: in the middle",
+    "Steps: 1, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 8x8",
+    "Oregon 💚",
+    "",
+]
+
+
+def test_round_trip_of_tricky_prompts_and_negatives() -> None:
+    """Property-style: every prompt and negative of 1-3 tricky lines survives format →
+    parse exactly, and A1111 reads the prompt and negative apart in the same places."""
+    import itertools
+    import random
+
+    rng = random.Random(1111)
+    pieces = [*TRICKY_LINES, *("x", "y z")]
+    texts = ["\n".join(combo) for n in (1, 2) for combo in itertools.product(pieces, repeat=n)]
+    texts += ["\n".join(rng.choice(pieces) for _ in range(3)) for _ in range(300)]
+    # Lines are stripped and the infotext trimmed (A1111's rule, ours too): such texts only.
+    texts = [t for t in texts if t.strip() == t and t.strip()]
+    checked = 0
+    for prompt in texts:
+        for negative in (rng.choice(["", *texts]), ""):
+            params = sample_parameters(prompt=prompt, negative=negative)
+            text = format_parameters(params)
+            assert parse_parameters(text) == params, text
+            a_prompt, a_negative = a1111_split(text)
+            # A1111 splits where we do: as many lines on each side, the same text bar the
+            # escaping backslash.
+            assert a_prompt.count("\n") == prompt.count("\n"), text
+            assert a_negative.count("\n") == negative.count("\n"), text
+            assert unescaped(a_prompt) == prompt, text
+            # The first negative line follows the marker on its own line: never escaped.
+            assert unescaped(a_negative, skip_first=True) == negative, text
+            checked += 1
+    assert checked > 300
+
+
+def unescaped(text: str, *, skip_first: bool = False) -> str:
+    """Drop the one backslash our writer puts before a line's "Negative prompt:"."""
+    lines = text.split("\n")
+    return "\n".join(
+        line[1:] if (i or not skip_first) and line.startswith("\\")
+        and line.lstrip("\\").startswith("Negative prompt:") else line
+        for i, line in enumerate(lines))
+
+
+def test_a1111_negative_with_a_second_marker_line_reads_as_a1111_does() -> None:
+    text = ("a cat\nNegative prompt: blurry\nNegative prompt: lowres\n"
+            "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x64")
+    assert (parse_parameters(text).prompt, parse_parameters(text).negative) == a1111_split(text)
+
+
 # --------------------------------------------------------------------------- PNG chunks
 
 
