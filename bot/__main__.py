@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.logging_redaction import install_redaction
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # -v shows discord.py's raw gateway events and REST calls: keep the tokens out of them.
+    redactor = install_redaction()
     command = args.command or "run"
     if command == "tiny-models":
         from bot.pipelines.tiny import build_tiny_models
@@ -72,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    redactor.add_secret(settings.token)
     if command == "render":
         from bot.cli.render import render
 
@@ -88,16 +92,20 @@ def run_bot(settings: Settings) -> int:
         print("DISCORD_TOKEN is not set. Create a bot at https://discord.com/developers, "
               "then: DISCORD_TOKEN=... python -m bot", file=sys.stderr)
         return 2
-    from bot.app import serve  # the composition root pulls in torch: only when serving
+    from bot.app import WorkerStuck, serve  # the composition root pulls in torch
+    from bot.db.connection import DatabaseOpenError
     from bot.pipelines.errors import ModelLoadError
 
     try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass
-    except ModelLoadError as exc:
+    except (ModelLoadError, DatabaseOpenError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except WorkerStuck as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -8,6 +8,9 @@ executor of its own.)
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -19,6 +22,8 @@ from bot.config import Settings
 from bot.db.connection import open_database
 from bot.db.jobs import JobRepository
 from bot.db.kv import KeyValues
+from bot.db.lock import DatabaseLock
+from bot.db.retention import start_retention, stop_retention
 from bot.executor.executor import Executor, ExecutorLimits
 from bot.images.lifecycle import ImageJobs
 from bot.pipelines.diffusion import ImageModelOptions
@@ -28,6 +33,8 @@ from bot.prompts import find_blocked_term
 from bot.services import Services
 from bot.story.repository import StoryRepository
 from bot.story.teller import StoryTeller
+
+log = logging.getLogger(__name__)
 
 # ----- settings → options ------------------------------------------------------------------
 
@@ -68,6 +75,8 @@ def executor_limits(settings: Settings) -> ExecutorLimits:
         per_user_limit=e.per_user_limit,
         batch_limit=e.batch_limit,
         preview_every=settings.image.preview_every,
+        stop_grace_s=e.stop_grace_s,
+        step_timeout_s=e.step_timeout_s,
     )
 
 
@@ -92,9 +101,16 @@ async def open_services(
     describe (tests and benches pass stand-ins or wrappers)."""
     if runner is None:
         runner = build_runner(settings)
-    db = await open_database(settings.storage.database)
+    # One bot per database file; refused (DatabaseOpenError) before anything loads.
+    lock = DatabaseLock.acquire(settings.storage.database)
+    try:
+        db = await open_database(settings.storage.database)
+    except BaseException:
+        lock.release()
+        raise
     jobs = JobRepository(db, settings.storage.images)
     executor = Executor(runner, executor_limits(settings), store=jobs)
+    retention = None  # the daily sweep of old finished jobs (storage.keep_days)
     try:
         await executor.start()
         # Fail at start, with the loader's clear message, rather than on the first job (or
@@ -103,6 +119,7 @@ async def open_services(
         native = await executor.call(partial(_load_models, runner))
         restored = await executor.restore()
         stories = StoryRepository(db)
+        retention = start_retention(db, settings.storage.images, settings.storage.keep_days)
         yield Services(
             settings=settings, db=db, jobs=jobs, kv=KeyValues(db), executor=executor,
             runner=runner,
@@ -112,8 +129,10 @@ async def open_services(
             restored=restored,
         )
     finally:
+        await stop_retention(retention)
         await executor.stop()
         await db.close()
+        lock.release()
 
 
 def _load_models(runner: ModelRunner) -> int:
@@ -139,8 +158,71 @@ async def open_app(
         restore()
 
 
+# A clean stop waits at least this long for results being posted, even past the grace.
+DELIVERY_WAIT_S = 10.0
+
+
+class WorkerStuck(RuntimeError):
+    """The GPU worker hung and never came back: only a new process recovers."""
+
+
 async def serve(settings: Settings) -> None:
-    """Run the bot until it is stopped: the main job of `python -m bot`."""
+    """Run the bot until it is stopped: the main job of `python -m bot`.
+
+    SIGTERM and SIGINT are a clean stop, not a crash: no new work is accepted, the running
+    batch may finish within `executor.stop_grace_s` (else it is interrupted at a step and
+    queued again, its attempt not counted), then the bot disconnects and the database is
+    closed; this returns normally (exit 0). Jobs still queued, and results rendered but not
+    yet posted, are taken up at the next start. Raises WorkerStuck when the GPU worker hung
+    for good, so that the process exits non-zero and its supervisor restarts it."""
     assert settings.token
     async with open_app(settings) as bot:
-        await bot.start(settings.token)
+        await _run_until_stopped(bot, settings.token)
+
+
+async def _run_until_stopped(bot: GreenheartBot, token: str) -> None:
+    loop = asyncio.get_running_loop()
+    executor = bot.services.executor
+    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second signal: no more grace
+            log.warning("stopping now: interrupting the running batch")
+            executor.interrupt()
+        stop.set()
+
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal)
+    client = asyncio.create_task(bot.start(token), name="discord-client")
+    stopped = asyncio.create_task(stop.wait(), name="stop-signal")
+    stuck = asyncio.create_task(executor.stuck.wait(), name="worker-stuck")
+    try:
+        await asyncio.wait({client, stopped, stuck}, return_when=asyncio.FIRST_COMPLETED)
+        if client.done():
+            client.result()  # the client's own error (bad token, gateway gone for good)
+            return
+        if stopped.done():
+            grace = executor.limits.stop_grace_s
+            log.info("stopping: finishing the running batch (up to %.0f s)", grace)
+            started = loop.time()
+            await executor.drain()
+            # What the last batch made is recorded, then posted, before the bot disconnects
+            # (what does not make it in time is posted at the next start).
+            await executor.flush()
+            await asyncio.sleep(0)  # let the presenters take up the final events
+            left = max(DELIVERY_WAIT_S, grace - (loop.time() - started))
+            if not await bot.finish_deliveries(left):
+                log.warning("some results were not posted in time; they are posted at the "
+                            "next start")
+        await bot.close()
+        await asyncio.gather(client, return_exceptions=True)
+        if stuck.done():
+            raise WorkerStuck("the GPU worker stopped responding and did not come back; "
+                              "exiting so that the bot is restarted (queued jobs resume)")
+        log.info("stopped cleanly")
+    finally:
+        for task in (stopped, stuck):
+            task.cancel()
+        for sig in signals:
+            loop.remove_signal_handler(sig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -49,8 +50,13 @@ class PartKey(Generic[T]):
         return f"PartKey({self.name!r})"
 
 
+SOMETHING_WENT_WRONG = ("⚠️ Something went wrong on my side, so this did not work. It has "
+                        "been logged; please try again in a moment.")
+
+
 class GuardedTree(app_commands.CommandTree["GreenheartBot"]):
-    """Refuses interactions outside the configured guild and channel allow-lists."""
+    """Refuses interactions outside the configured guild and channel allow-lists, and hands
+    a command's unexpected error to the bot's one error report."""
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         reason = self.client.refusal(interaction)
@@ -58,6 +64,12 @@ class GuardedTree(app_commands.CommandTree["GreenheartBot"]):
             return True
         await interaction.response.send_message(reason, ephemeral=True)
         return False
+
+    async def on_error(self, interaction: discord.Interaction,
+                       error: app_commands.AppCommandError) -> None:
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) \
+            else error
+        await self.client.report_interaction_error(interaction, original)
 
 
 class GreenheartBot(commands.Bot):
@@ -79,6 +91,20 @@ class GreenheartBot(commands.Bot):
         self.services = services
         self.extension_names = tuple(extensions)
         self._parts: dict[PartKey[Any], object] = {}
+        # Posts of finished work in flight: a clean stop lets them land before it
+        # disconnects (the presenters add their delivery tasks here).
+        self.deliveries: set[asyncio.Task[Any]] = set()
+
+    def delivering(self, task: asyncio.Task[Any]) -> None:
+        """Count `task` (posting a finished job's result) until it ends."""
+        self.deliveries.add(task)
+        task.add_done_callback(self.deliveries.discard)
+
+    async def finish_deliveries(self, within_s: float) -> bool:
+        """Wait up to `within_s` for the deliveries in flight; True when none is left."""
+        if self.deliveries:
+            await asyncio.wait(set(self.deliveries), timeout=within_s)
+        return not self.deliveries
 
     def provide(self, key: PartKey[T], part: T) -> None:
         """Make a cog's long-lived part (the presenter that follows jobs, a story's turns)
@@ -115,6 +141,24 @@ class GreenheartBot(commands.Bot):
         await self.services.kv.set(COMMANDS_HASH_KEY, digest)
         log.info("synced %d slash commands", len(synced))
         return True
+
+    async def report_interaction_error(self, interaction: discord.Interaction[Any],
+                                       error: BaseException) -> None:
+        """The one place an unexpected error in a command, button or menu ends: logged
+        once, with what the member did, and the member told, so that nobody is left
+        looking at "thinking…"."""
+        data: dict[str, Any] = dict(interaction.data or {})
+        what = data.get("name") or data.get("custom_id") or interaction.type.name
+        log.error("unexpected error in %r for user %s", what, interaction.user.id,
+                  exc_info=error)
+        try:
+            if interaction.response.is_done():
+                # After a defer the first followup replaces the "thinking…" message.
+                await interaction.followup.send(SOMETHING_WENT_WRONG, ephemeral=True)
+            else:
+                await interaction.response.send_message(SOMETHING_WENT_WRONG, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("could not tell the member about the error: %s", exc)
 
     def refusal(self, interaction: discord.Interaction) -> str | None:
         """Why this bot won't serve an interaction here, or None when it will."""

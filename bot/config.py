@@ -132,6 +132,8 @@ class ImageSettings:
     preview_every: int = setting(2, _between(0, 150))
     variation_strength: float = setting(0.55, _between(0.05, 1))
     upscale_strength: float = setting(0.3, _between(0.05, 1))
+    # Most pictures one "all styles" sweep renders: the first max_sweep presets.
+    max_sweep: int = setting(8, _between(1, 25))
     styles: tuple[StylePreset, ...] = setting(DEFAULT_STYLES)
 
 
@@ -155,12 +157,19 @@ class ExecutorSettings:
     queue_limit: int = setting(100, _between(1, 10000))
     per_user_limit: int = setting(3, _between(1, 1000))
     batch_limit: int = setting(4, _between(1, 64))
+    # On SIGTERM/SIGINT the running batch may finish for this long, then it is interrupted
+    # and queued again for the next start.
+    stop_grace_s: float = setting(30.0, _between(0, 3600))
+    # A batch with no denoising step (or line) for this long is given up as hung.
+    step_timeout_s: float = setting(300.0, _between(5, 86400))
 
 
 @dataclass(frozen=True)
 class StorageSettings:
     database: Path = setting(Path("data/greenheart.sqlite3"))
     images: Path = setting(Path("data/images"))
+    # Days a finished job's pictures and row are kept (bot/db/retention.py); 0 = forever.
+    keep_days: int = setting(30, _between(0, 36500))
 
 
 @dataclass(frozen=True)
@@ -177,7 +186,8 @@ class Settings:
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     safety: SafetySettings = field(default_factory=SafetySettings)
-    token: str | None = None
+    # Kept out of repr/str: settings end up in logs and tracebacks; the token must not.
+    token: str | None = field(default=None, repr=False)
     source: str = "<defaults>"
 
 

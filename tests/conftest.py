@@ -4,18 +4,20 @@ behind them live in `testkit/`, which the benches use too."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 # Never reach for the hub in tests: loaders fail fast instead of retrying for ~20 s.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.logging_redaction import SecretRedactingFilter
 from bot.pipelines.tiny import TinyModelPaths, build_tiny_models
 from testkit.discord_double import SHARED_SPEC_FILE, SPEC_ENV, DiscordDouble
 from testkit.discord_double.seeding import (
@@ -33,6 +35,17 @@ def _validate_against_spec_when_available(monkeypatch: pytest.MonkeyPatch) -> No
     is on this machine (scripts/test sets the same variable; this covers a bare pytest)."""
     if not os.environ.get(SPEC_ENV) and SHARED_SPEC_FILE.exists():
         monkeypatch.setenv(SPEC_ENV, str(SHARED_SPEC_FILE))
+
+
+@pytest.fixture(autouse=True)
+def _no_redaction_left_on_the_root_handlers() -> Iterator[None]:
+    """A test that calls `main()` in-process has it install the redaction filter on every
+    root handler, pytest's capture handlers included (the same handler objects serve every
+    test): take it off again, so later tests' caplog sees their records unchanged."""
+    yield
+    for handler in logging.getLogger().handlers:
+        for found in [f for f in handler.filters if isinstance(f, SecretRedactingFilter)]:
+            handler.removeFilter(found)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bot.app import open_services, with_model
 from bot.config import Settings, StorageSettings
+from bot.db.connection import DatabaseOpenError
 from bot.pipelines.errors import ModelLoadError
 from bot.story import (
     Author,
@@ -50,7 +51,7 @@ async def write_story(settings: Settings, args: argparse.Namespace) -> int:
             database=Path(work) / "story.sqlite3", images=Path(work) / "images"))
         try:
             return await _write(settings, args, seed, style, title)
-        except ModelLoadError as exc:
+        except (ModelLoadError, DatabaseOpenError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
 

@@ -79,10 +79,11 @@ class JobRepository:
         )
 
     async def job_started(self, job: Job) -> None:
-        await self.db.execute(
-            "UPDATE jobs SET state = ?, attempts = ?, started_at = ? WHERE id = ?",
-            (JobState.RUNNING.value, job.attempts, time.time(), job.id),
-        )
+        # From queued; or from running, where a restart runs again a job that the previous
+        # process left running (`Executor.restore`), and the new attempt must be counted.
+        await self._move(job.id, JobState.RUNNING, "attempts = ?, started_at = ?",
+                         job.attempts, time.time(),
+                         before=(JobState.QUEUED, JobState.RUNNING))
 
     async def job_finished(self, job: Job, event: Done | Failed | Cancelled) -> JobRecord | None:
         """Record how a run ended; returns the job's record as it now stands (the executor
@@ -100,10 +101,7 @@ class JobRepository:
 
     async def job_interrupted(self, job: Job) -> None:
         # A clean shutdown is not a crash: the run doesn't count towards the retry limit.
-        await self.db.execute(
-            "UPDATE jobs SET state = ?, attempts = MAX(0, attempts - 1) WHERE id = ?",
-            (JobState.QUEUED.value, job.id),
-        )
+        await self._move(job.id, JobState.QUEUED, "attempts = MAX(0, attempts - 1)")
 
     async def unfinished_jobs(self) -> list[tuple[Job, JobState]]:
         async with self.db.execute(
@@ -119,14 +117,17 @@ class JobRepository:
                          reason: str | None = None) -> None:
         await self._move(job_id, state, "reason = ?, finished_at = ?", reason, now)
 
-    async def _move(self, job_id: str, state: JobState, sets: str = "", *values: Any) -> bool:
-        """Set `state` (and `sets`) if the job is in a state that may become it."""
-        before = [s.value for s in JobState if s.may_become(state)]
-        marks = ", ".join("?" * len(before))
+    async def _move(self, job_id: str, state: JobState, sets: str = "", *values: Any,
+                    before: tuple[JobState, ...] | None = None) -> bool:
+        """Set `state` (and `sets`) if the job is in a state that may become it (or, given
+        `before`, in one of those)."""
+        origins = [s.value for s in (before if before is not None else
+                                     tuple(s for s in JobState if s.may_become(state)))]
+        marks = ", ".join("?" * len(origins))
         async with self.db.execute(
             f"UPDATE jobs SET state = ?{', ' + sets if sets else ''}"
             f" WHERE id = ? AND state IN ({marks})",
-            (state.value, *values, job_id, *before),
+            (state.value, *values, job_id, *origins),
         ) as cur:
             return cur.rowcount > 0
 

@@ -99,7 +99,28 @@ MIGRATIONS: list[str] = [
     UPDATE jobs SET state = 'failed', reason = 'The result could not be posted.'
         WHERE state = 'done';
     """,
+    # 4: jobs the retention sweep removed (bot/db/retention.py), so a button on one says its
+    # picture expired rather than that it was deleted; each row is pruned after a year
+    """
+    CREATE TABLE expired_jobs (
+        id         TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL,            -- who asked: they may still 🗑 the message
+        keep_days  INTEGER NOT NULL,            -- storage.keep_days when it was swept
+        expired_at REAL NOT NULL
+    );
+    """,
 ]
+
+
+class NewerSchemaError(RuntimeError):
+    """The database was written by a newer bot: its version is past the last migration here."""
+
+    def __init__(self, version: int, known: int) -> None:
+        super().__init__(
+            f"the database is at schema version {version}, newer than this bot knows "
+            f"({known}); upgrade the bot or use another database file"
+        )
+        self.version, self.known = version, known
 
 
 async def schema_version(db: aiosqlite.Connection) -> int:
@@ -112,10 +133,7 @@ async def migrate(db: aiosqlite.Connection) -> int:
     """Apply pending migrations; returns the resulting version."""
     current = await schema_version(db)
     if current > len(MIGRATIONS):
-        raise RuntimeError(
-            f"the database is at schema version {current}, newer than this bot knows "
-            f"({len(MIGRATIONS)}); upgrade the bot or use another database file"
-        )
+        raise NewerSchemaError(current, len(MIGRATIONS))
     for version, sql in enumerate(MIGRATIONS[current:], start=current + 1):
         try:
             await db.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;")

@@ -37,6 +37,7 @@ from bot.executor.jobs import (
     Failed,
     Job,
     JobEvent,
+    JobKind,
     JobResult,
     JobState,
     Progress,
@@ -62,6 +63,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# How long a stop waits for an interrupted batch to reach its next step before it leaves
+# the worker behind (a step takes seconds even on a CPU; one that takes longer is hung).
+INTERRUPT_WAIT_S = 30.0
 
 PreviewFn = Callable[[], "Image | None"]
 T = TypeVar("T")
@@ -137,6 +142,13 @@ class ExecutorLimits:
     # Previews may take at most this share of a run's time: one that would go over is
     # skipped, so a slow decoder (a tiny VAE on a CPU takes seconds) shows fewer of them.
     preview_budget: float = 0.05
+    # A clean stop lets the running batch finish for this long, then interrupts it.
+    stop_grace_s: float = 30.0
+    # A batch with no step for this long is hung: its jobs fail; if the worker still has
+    # not come back after as long again, `stuck` is set (the process should exit).
+    step_timeout_s: float = 300.0
+    # After an out-of-memory halving, this many full batches in a row double it again.
+    oom_regrow_after: int = 3
 
 
 class BatchContext:
@@ -196,6 +208,14 @@ class Executor:
         self._run_started = 0.0
         self._running_units = 0
         self._stopping = False
+        self._draining = False  # a clean stop: no new work, the running batch may finish
+        self._abandoned = False  # a drain gave up on a worker that did not stop
+        self._last_step = 0.0  # when the running batch last made progress (monotonic)
+        self._in_run = False  # the worker is inside runner.run (guarded by _lock)
+        self._full_batches = 0  # full batches in a row since the limit was last halved
+        # Set when the worker hung past step_timeout_s twice: only a new process helps.
+        self.stuck = asyncio.Event()
+        self._watchdog: asyncio.Task[None] | None = None
         self._calls: deque[tuple[Callable[[], object], concurrent.futures.Future[object]]] = (
             deque())
         self._thread: threading.Thread | None = None
@@ -208,16 +228,60 @@ class Executor:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._writer = asyncio.create_task(self._write_store(), name="executor-store")
+        self._watchdog = asyncio.create_task(self._watch(), name="executor-watchdog")
         self._thread = threading.Thread(target=self._work, name="gpu-worker", daemon=True)
         self._thread.start()
 
-    async def stop(self) -> None:
-        """Stop the worker; a running batch is interrupted and left queued for next start."""
+    async def drain(self, grace_s: float | None = None) -> bool:
+        """A clean stop's first half: accept no more work, start no new batch, and give the
+        running one `grace_s` (default `stop_grace_s`) to finish; then interrupt it at its
+        next step (it goes back to the queue, its attempt not counted). Queued jobs stay
+        queued in the store for the next start. True when the worker ended in time."""
+        grace = self.limits.stop_grace_s if grace_s is None else grace_s
+        with self._wakeup:
+            self._draining = True
+            self._wakeup.notify_all()
+        if await self._join(grace):
+            return True
+        log.warning("the running batch did not finish within %.0f s; interrupting it", grace)
+        self.interrupt()
+        # It stops at its next step; a worker that does not is hung, and is left behind.
+        if await self._join(min(self.limits.step_timeout_s, INTERRUPT_WAIT_S)):
+            return True
+        self._abandoned = True
+        return False
+
+    def interrupt(self) -> None:
+        """Interrupt the running batch at its next step (a second stop signal: no grace)."""
         with self._wakeup:
             self._stopping = True
             self._wakeup.notify_all()
-        if self._thread:
-            await asyncio.to_thread(self._thread.join)
+
+    async def flush(self) -> None:
+        """Wait until the store writes queued so far have landed (a final event's record
+        included), e.g. before a clean stop delivers what the last batch made."""
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+        async def mark() -> None:
+            done.set_result(None)
+
+        self._store(mark())
+        await done
+
+    async def stop(self) -> None:
+        """Stop the worker; a running batch is interrupted and left queued for next start.
+        Never waits forever: a worker stuck in a step is left behind (it is a daemon
+        thread, and the process is ending)."""
+        with self._wakeup:
+            self._stopping = True
+            self._wakeup.notify_all()
+        if self._watchdog:
+            self._watchdog.cancel()
+        if self.stuck.is_set() or self._abandoned:
+            log.error("leaving the hung GPU worker behind")
+        elif not await self._join(min(self.limits.step_timeout_s, INTERRUPT_WAIT_S)):
+            log.error("the GPU worker did not stop within %.0f s; leaving it",
+                      self.limits.step_timeout_s)
         with self._lock:
             calls, self._calls = list(self._calls), deque()
         for _fn, future in calls:
@@ -225,6 +289,13 @@ class Executor:
         if self._writer:
             self._writes.put_nowait(None)
             await self._writer
+
+    async def _join(self, within_s: float) -> bool:
+        thread = self._thread
+        if thread is None:
+            return True
+        await asyncio.to_thread(thread.join, within_s)
+        return not thread.is_alive()
 
     async def __aenter__(self) -> Executor:
         await self.start()
@@ -261,6 +332,8 @@ class Executor:
         return handle
 
     def _check_limits(self, job: Job) -> None:
+        if self._draining or self._stopping:
+            raise Refused("The bot is restarting, so nothing was queued. Try again in a minute.")
         waiting = len(self._queue)
         if waiting >= self.limits.queue_limit:
             raise Refused(
@@ -298,6 +371,13 @@ class Executor:
         job's row, which must not overtake the write that inserts it)."""
         self._store(write)
 
+    def job(self, job_id: str) -> Job | None:
+        """The queued or running job with this id (from memory, not the store: a missing
+        row must not make a job anyone's to cancel), or None once it has finished."""
+        with self._lock:
+            handle = self._handles.get(job_id)
+        return handle.job if handle is not None else None
+
     def snapshot(self) -> list[QueueEntry]:
         """Running jobs, then waiting ones in the order they will run."""
         with self._lock:
@@ -320,6 +400,10 @@ class Executor:
                 if state is JobState.RUNNING and job.attempts >= 2:
                     failed = True
                 else:
+                    if state is JobState.RUNNING:
+                        # It was running when the process died, maybe because of it: it runs
+                        # alone, so a poison job cannot take batch-mates down with it again.
+                        self._solo.add(job.id)
                     self._queue.push(job)
                     failed = False
                 self._wakeup.notify()
@@ -334,6 +418,7 @@ class Executor:
 
     def _emit(self, job_id: str, event: JobEvent) -> None:
         """Called from the worker thread."""
+        self._last_step = time.monotonic()  # a float store: the watchdog reads it unlocked
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._deliver, job_id, event)
 
@@ -392,6 +477,50 @@ class Executor:
             except Exception:
                 log.exception("could not record a job state change")
 
+    # ----- the watchdog, on the loop -----------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Fail the jobs of a batch that made no step for `step_timeout_s` (their members'
+        slots free up and they are told); if the worker is still gone after as long again,
+        set `stuck`. The worker cannot be interrupted inside a hung call, so only a new
+        process recovers: the failed jobs are recorded first, so it will not rerun them."""
+        timeout = self.limits.step_timeout_s
+        hung_since: float | None = None
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            given_up: list[str] = []
+            with self._lock:
+                idle = time.monotonic() - self._last_step
+                if not self._in_run or idle < timeout:
+                    hung_since = None
+                    continue
+                if hung_since is None:
+                    hung_since = time.monotonic()
+                # Marked under the same lock as the check: the worker clears _in_run under it
+                # before it finishes a batch, so a batch that returns now finds its jobs
+                # finished and drops them (one final event each, never two). A job already
+                # cancelled is finished too; the worker still counts as hung.
+                for job in list(self._running.values()):
+                    if job.id not in self._finished:
+                        self._cancelled.add(job.id)  # the worker drops it if it ever returns
+                        self._finished.add(job.id)
+                        given_up.append(job.id)
+                    self._running.pop(job.id, None)  # frees the member's slot
+            if given_up:
+                log.error("no progress for %.0f s on job(s) %s; failing them", idle,
+                          ", ".join(given_up))
+                reason = (f"The GPU worker stopped responding (no progress for {idle:.0f} s), "
+                          "so this job was given up. The bot restarts itself if the worker "
+                          "does not recover; try again in a few minutes.")
+                for job_id in given_up:
+                    self._deliver(job_id, Failed(reason))
+                self._announce_positions()
+            elif time.monotonic() - hung_since >= timeout and not self.stuck.is_set():
+                log.critical("the GPU worker has not come back for %.0f s; the bot must "
+                             "restart (a supervisor restarts it, and recovery takes over)",
+                             idle)
+                self.stuck.set()
+
     # ----- the worker thread ----------------------------------------------------------------
 
     def _is_cancelled(self, job_id: str) -> bool:
@@ -411,9 +540,10 @@ class Executor:
     def _next_batch(self) -> list[Job] | None:
         """The next batch; [] when woken for a `call`; None when stopping."""
         with self._wakeup:
-            while not self._stopping and not self._calls and not len(self._queue):
+            while not (self._stopping or self._draining) and not self._calls \
+                    and not len(self._queue):
                 self._wakeup.wait()
-            if self._stopping:
+            if self._stopping or self._draining:
                 return None
             if self._calls:
                 return []
@@ -422,8 +552,9 @@ class Executor:
             for job in batch:
                 job.attempts += 1
                 self._running[job.id] = job
-            self._run_started = time.monotonic()
+            self._run_started = self._last_step = time.monotonic()
             self._running_units = max(j.work_units for j in batch)
+            self._in_run = True
             return batch
 
     def _batch_key(self, job: Job) -> Hashable | None:
@@ -439,6 +570,8 @@ class Executor:
             assert self._loop is not None
             self._loop.call_soon_threadsafe(self._announce_positions)
             outcomes = self._run_batch(batch)
+            with self._lock:
+                self._in_run = False
             self._finish_batch(batch, outcomes)
             self._loop.call_soon_threadsafe(self._announce_positions)
 
@@ -469,6 +602,7 @@ class Executor:
                 # memory, in smaller batches (the runner splits big jobs to the limit too).
                 if oom:
                     self.batch_limit = max(1, self.batch_limit // 2)
+                    self._full_batches = 0
                     log.warning("out of memory with a batch of %d; batch limit now %d",
                                 len(batch), self.batch_limit)
                 else:
@@ -490,7 +624,22 @@ class Executor:
             outcomes = [RuntimeError("the runner returned the wrong number of results")] * len(
                 batch)
         self._learn_speed(batch, time.monotonic() - started)
+        if all(j.kind is JobKind.IMAGE for j in batch) and not any(
+                isinstance(o, Exception) for o in outcomes):
+            self._regrow_after(sum(self.runner.batch_size(j) for j in batch))
         return outcomes
+
+    def _regrow_after(self, images: int) -> None:
+        """Worker thread: an out-of-memory halving is not for good. Full batches that run
+        fine at the lowered limit are evidence the memory is there again (the error may have
+        come from another program on the GPU): after enough in a row, double the limit."""
+        if self.batch_limit >= self.limits.batch_limit or images < self.batch_limit:
+            return
+        self._full_batches += 1
+        if self._full_batches >= self.limits.oom_regrow_after:
+            self.batch_limit = min(self.limits.batch_limit, self.batch_limit * 2)
+            self._full_batches = 0
+            log.info("batches run fine again; batch limit now %d", self.batch_limit)
 
     def _learn_speed(self, batch: list[Job], seconds: float) -> None:
         units = max(j.work_units for j in batch)

@@ -88,6 +88,7 @@ class ImageParams:
     labels: tuple[str, ...] = ()  # per-image captions (the "all styles" gallery)
     prompts: tuple[str, ...] = ()  # per-image prompts when they differ (all styles)
     negatives: tuple[str, ...] = ()
+    styles_left_out: int = 0  # presets an "all styles" sweep left out (image.max_sweep)
 
     @property
     def count(self) -> int:

@@ -8,6 +8,7 @@ from bot.executor.jobs import ImageMode, ImageParams, ImageResult, Job
 from bot.images.grids import make_grid
 from bot.images.pnginfo import GenerationParameters
 from bot.images.upload import DISCORD_UPLOAD_LIMIT, fit_under
+from bot.pipelines.errors import public_model_name
 
 
 def parameters_for(job: Job, result: ImageResult, index: int) -> GenerationParameters:
@@ -31,7 +32,7 @@ def parameters_for(job: Job, result: ImageResult, index: int) -> GenerationParam
         seed=image.seed,
         width=width,
         height=height,
-        model=result.model,
+        model=public_model_name(result.model),  # a folder by its name, not the host's path
         extra=extra,
     )
 

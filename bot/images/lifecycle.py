@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 
 from bot.config import Settings
 from bot.db.jobs import JobRecord, JobRepository
+from bot.db.retention import expired_job
 from bot.executor.executor import Executor
 from bot.executor.handle import JobHandle
 from bot.executor.jobs import (
@@ -37,6 +38,7 @@ from bot.images.requests import (
     rerolled,
     restyled,
 )
+from bot.pipelines.errors import public_model_name
 from bot.prompts import find_blocked_term, find_style
 
 
@@ -91,6 +93,10 @@ class ImageJobs:
     def cancel(self, job_id: str, by_user: int | None = None) -> bool:
         return self.executor.cancel(job_id, by_user=by_user)
 
+    def unfinished(self, job_id: str) -> Job | None:
+        """The queued or running job (its owner comes from memory), or None."""
+        return self.executor.job(job_id)
+
     def remember_status(self, job: Job, message_id: int) -> None:
         """Note the job's status message, so a restart edits the same one."""
         job.origin = replace(origin_of(job), status_message_id=message_id)
@@ -133,6 +139,11 @@ class ImageJobs:
         """The finished job a button names; raises ImageJobError saying why it can't be used."""
         record = await self.jobs.get(job_id)
         if record is None:
+            expired = await expired_job(self.jobs.db, job_id)
+            if expired is not None:  # swept by retention (storage.keep_days), not by 🗑
+                days = "1 day" if expired.keep_days == 1 else f"{expired.keep_days} days"
+                raise ImageJobError(f"That picture is older than {days} and has expired, so "
+                                    "this button can't do anything any more.")
             raise ImageJobError("That picture's job is no longer stored (it was deleted), so "
                                 "this button can't do anything any more.")
         if not record.state.has_result or not record.images:
@@ -172,8 +183,12 @@ class ImageJobs:
         return texts
 
     async def owner(self, job_id: str) -> int | None:
+        """Who asked for the job; for an expired one too, so they may still 🗑 its post."""
         record = await self.jobs.get(job_id)
-        return record.job.user_id if record else None
+        if record is not None:
+            return record.job.user_id
+        expired = await expired_job(self.jobs.db, job_id)
+        return expired.user_id if expired else None
 
     async def delete(self, job_id: str) -> None:
         """Forget a job and remove its files (🗑)."""
@@ -198,8 +213,9 @@ def _load_result(record: JobRecord) -> ImageResult:
         with PILImage.open(stored.path) as image:
             pictures.append(GeneratedImage(image.convert("RGB"), stored.seed, stored.nsfw,
                                            stored.label))
-    return ImageResult(tuple(pictures), dict(record.timings), record.model or "",
-                       record.sampler or "")
+    # public_model_name: jobs stored before results stopped naming a folder by its full path.
+    return ImageResult(tuple(pictures), dict(record.timings),
+                       public_model_name(record.model or ""), record.sampler or "")
 
 
 def _read_parameters(path: Path) -> GenerationParameters | None:

@@ -112,12 +112,22 @@ def _all_styles_params(
     options: ImageOptions, settings: ImageSettings, seed: int, steps: float, guidance: float,
     width: int, height: int,
 ) -> ImageParams:
-    """One image per preset, same subject and seed: the style sweep."""
+    """One image per preset, same subject and seed: the style sweep.
+
+    A sweep makes at most `image.max_sweep` pictures: with more presets configured it takes
+    the first `max_sweep` of them, in config order, rather than refusing. A member can't
+    change the config, so a refusal would only take the option away; a gallery of the first
+    presets is still what "all styles" promises, and the result says how many more styles
+    there are (`styles_left_out`) and where to pick them (the style menu, the style
+    option). Each picture counts as one image against the executor's batch limit
+    (`ModelRunner.batch_size` is the number of seeds) and in its ETA (`Job.work_units` is
+    steps times images)."""
+    presets = settings.styles[:settings.max_sweep]
     parsed = [
         parse_prompt(options.prompt, styles=settings.styles, style=preset.name,
                      negative=options.negative, default_negative=settings.negative_prompt,
                      max_chars=settings.max_prompt_chars)
-        for preset in settings.styles
+        for preset in presets
     ]
     return ImageParams(
         prompt=parsed[0].subject,
@@ -132,6 +142,7 @@ def _all_styles_params(
         labels=tuple(p.style.name if p.style else "" for p in parsed),
         prompts=tuple(p.prompt for p in parsed),
         negatives=tuple(p.negative for p in parsed),
+        styles_left_out=len(settings.styles) - len(presets),
     )
 
 

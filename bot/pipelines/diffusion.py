@@ -23,7 +23,13 @@ import torch
 from PIL import Image
 
 from .device import pick_device, pick_dtype
-from .errors import ModelLoadError, load_failure, loader_errors, resolve_model_source
+from .errors import (
+    ModelLoadError,
+    load_failure,
+    loader_errors,
+    public_model_name,
+    resolve_model_source,
+)
 from .preview import TinyVaePreviewer, latents_to_rgb
 from .schedulers import a1111_name, make_scheduler
 
@@ -108,7 +114,8 @@ class ImageEngine:
 
     @property
     def model_name(self) -> str:
-        return self.options.model
+        """What results (PNG parameters, embeds) call the model: never the host's path."""
+        return public_model_name(self.options.model)
 
     @property
     def loaded(self) -> bool:
@@ -342,23 +349,31 @@ class ImageEngine:
 
     # -- upscaling -------------------------------------------------------------------------
 
-    def upscale(self, image: Image.Image, spec: ImageSpec) -> Image.Image:
-        """Return `image` at 2× its size, re-detailed using `spec`'s prompt and seed.
+    def upscale(self, image: Image.Image, spec: ImageSpec, *,
+                on_step: StepCallback | None = None,
+                should_stop: Callable[[], bool] | None = None) -> Image.Image | None:
+        """Return `image` at 2× its size, re-detailed using `spec`'s prompt and seed; None
+        when `should_stop` ended it early (checked at every refine step).
 
         With `options.upscaler` that upscaler pipeline runs; otherwise a Lanczos 2× resize is
         refined by an img2img pass at `spec.strength` (0.3 when unset, i.e. 0), with VAE
-        tiling on while the image is larger than the model's native size. The size fields of
-        `spec` are ignored: the output is 2× `image` (rounded down to multiples of 8).
+        tiling on while the image is larger than the model's native size, reporting each
+        refine step to `on_step`. The size fields of `spec` are ignored: the output is 2×
+        `image` (rounded down to multiples of 8).
         """
         self._require_pipe()
+        if should_stop is not None and should_stop():
+            return None
         target = (image.width * 2 // 8 * 8, image.height * 2 // 8 * 8)
         if self.options.upscaler:
             return self._upscale_with_model(image.convert("RGB"), spec, target)
-        return self._upscale_with_refine(image.convert("RGB"), spec, target)
+        return self._upscale_with_refine(image.convert("RGB"), spec, target, on_step,
+                                         should_stop)
 
     def _upscale_with_refine(
-        self, image: Image.Image, spec: ImageSpec, target: tuple[int, int]
-    ) -> Image.Image:
+        self, image: Image.Image, spec: ImageSpec, target: tuple[int, int],
+        on_step: StepCallback | None, should_stop: Callable[[], bool] | None,
+    ) -> Image.Image | None:
         big = image.resize(target, Image.Resampling.LANCZOS)
         strength = spec.strength if 0.0 < spec.strength <= 1.0 else REFINE_STRENGTH
         refine = replace(
@@ -374,11 +389,11 @@ class ImageEngine:
         if tile:
             vae.enable_tiling()
         try:
-            out = self.generate([refine])
+            out = self.generate([refine], on_step=on_step, should_stop=should_stop)
         finally:
             if tile:
                 vae.disable_tiling()
-        return out.images[0]
+        return None if out.interrupted else out.images[0]
 
     def _upscale_with_model(
         self, image: Image.Image, spec: ImageSpec, target: tuple[int, int]

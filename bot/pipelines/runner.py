@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TEXT_OUT_OF_MEMORY = ("The GPU ran out of memory while writing this line. Try again in a "
+                      "moment; if it keeps happening, ask the host for a smaller story model "
+                      "or a lower story.context_tokens.")
+
 
 class ModelRunner:
     """Runs image and text jobs. Models load on first use (or `warm_up`), on one thread."""
@@ -200,7 +204,12 @@ class ModelRunner:
                          strength=p.strength)
         started = time.monotonic()
         ctx.progress(job, 0, 1, None)
-        image = engine.upscale(source, spec)
+        image = engine.upscale(
+            source, spec,
+            on_step=lambda step, total, _previews: ctx.progress(job, step, total, None),
+            should_stop=lambda: ctx.cancelled(job.id))
+        if image is None:
+            return RuntimeError("interrupted")
         ctx.progress(job, 1, 1, None)
         return ImageResult((GeneratedImage(image, p.seeds[0]),),
                            {"generate_s": time.monotonic() - started, "batch": 1},
@@ -214,11 +223,24 @@ class ModelRunner:
         writer = self.story_writer
         started = time.monotonic()
         ctx.progress(job, 0, 1, None)
+        out_of_memory = False
         try:
-            text = writer.next_line(p.seed_line, list(p.lines), rng_seed=p.rng_seed,
-                                    is_blocked=self.blocked_term, max_chars=p.max_chars)
+            text = writer.next_line(
+                p.seed_line, list(p.lines), rng_seed=p.rng_seed, is_blocked=self.blocked_term,
+                max_chars=p.max_chars,
+                # Each token is progress (the hang watchdog sees it) and a chance to stop.
+                on_token=lambda n, total: ctx.progress(job, n, total, None),
+                should_stop=lambda: ctx.cancelled(job.id))
         except Exception as exc:  # BlockedTextError and friends fail this job alone
-            return exc
+            if not _is_out_of_memory(exc):
+                return exc
+            log.warning("job %s: the text model ran out of memory: %s", job.id, exc)
+            out_of_memory = True
+        if out_of_memory:
+            # Freed after the except block, when its traceback (and the tensors its frames
+            # hold) is gone; the job fails with words for members, not torch's text.
+            _free_device_memory()
+            return RuntimeError(TEXT_OUT_OF_MEMORY)
         ctx.progress(job, 1, 1, None)
         return TextResult(text, {"generate_s": time.monotonic() - started}, writer.model_name)
 

@@ -23,6 +23,7 @@ from .errors import (
     ModelLoadError,
     load_failure,
     loader_errors,
+    public_model_name,
     resolve_model_source,
 )
 
@@ -73,7 +74,8 @@ class StoryWriter:
 
     @property
     def model_name(self) -> str:
-        return self.options.model
+        """What story lines call the model: a hub id, or a folder's name, never its path."""
+        return public_model_name(self.options.model)
 
     @property
     def loaded(self) -> bool:
@@ -118,12 +120,16 @@ class StoryWriter:
         rng_seed: int,
         is_blocked: Callable[[str], str | None] = _no_block,
         max_chars: int = 1500,
+        on_token: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> str:
         """The model's next line for the story `seed_line` + `lines` (lines after the seed).
 
         Same inputs and `rng_seed` → same line (on the same device and library versions).
         A line for which `is_blocked` returns a term is re-sampled with another seed, up to
-        `options.attempts` samples; then BlockedTextError(term) is raised.
+        `options.attempts` samples; then BlockedTextError(term) is raised. `on_token(n,
+        max_new_tokens)` hears of every generated token; `should_stop()` is asked at each
+        one, and a True ends the line with GenerationStopped.
         """
         if self.model is None:
             raise RuntimeError("StoryWriter.load() must be called first")
@@ -136,7 +142,9 @@ class StoryWriter:
         last_term = ""
         for attempt in range(opts.attempts + _EXTRA_EMPTY_TRIES):
             # Derived seeds keep every retry reproducible from the caller's rng_seed.
-            raw, finished = self._sample(inputs, seed=rng_seed + attempt * 1_000_003)
+            raw, finished = self._sample(inputs, seed=rng_seed + attempt * 1_000_003,
+                                         watch=_TokenWatch(on_token, should_stop,
+                                                          opts.max_new_tokens))
             text = clean_continuation(raw, finished=finished, max_chars=max_chars)
             if not text:
                 continue  # an empty sample does not count as a blocked attempt
@@ -152,7 +160,8 @@ class StoryWriter:
             raise BlockedTextError(last_term, blocked)
         raise RuntimeError("The story model produced no usable text; try again.")
 
-    def _sample(self, inputs: Any, *, seed: int) -> tuple[str, bool]:
+    def _sample(self, inputs: Any, *, seed: int, watch: _TokenWatch | None = None
+                ) -> tuple[str, bool]:
         """One seeded sample; returns (new text, whether the model ended it with EOS)."""
         opts = self.options
         tok = self.tokenizer
@@ -160,6 +169,8 @@ class StoryWriter:
         started = time.perf_counter()
         # fork_rng: seed for this sample without disturbing anyone else's RNG stream.
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        from transformers import StoppingCriteriaList  # heavy import, at first use only
+
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
             torch.manual_seed(seed)
             output = self.model.generate(
@@ -173,13 +184,44 @@ class StoryWriter:
                 repetition_penalty=opts.repetition_penalty,
                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos,
                 eos_token_id=eos,
+                stopping_criteria=StoppingCriteriaList([watch]) if watch else None,
             )
+        if watch is not None and watch.stopped:
+            raise GenerationStopped("the line was stopped before it was finished")
         new_tokens = output[0, inputs["input_ids"].shape[1] :]
         finished = bool(len(new_tokens) and int(new_tokens[-1]) == eos)
         log.debug(
             "story sample: %d tokens in %.2fs", len(new_tokens), time.perf_counter() - started
         )
         return tok.decode(new_tokens, skip_special_tokens=True), finished
+
+
+class GenerationStopped(Exception):
+    """`should_stop` said so (a cancel, or the bot stopping) while a line was written."""
+
+
+class _TokenWatch:
+    """A stopping criterion (transformers calls it after every token): reports each token
+    and stops generation when asked to, which makes a line cancellable between tokens and
+    visible to the executor's hang watchdog."""
+
+    def __init__(self, on_token: Callable[[int, int], None] | None,
+                 should_stop: Callable[[], bool] | None, total: int) -> None:
+        self.on_token = on_token
+        self.should_stop = should_stop
+        self.total = total
+        self.start: int | None = None
+        self.stopped = False
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor,
+                 **kwargs: Any) -> torch.BoolTensor:
+        if self.start is None:
+            self.start = int(input_ids.shape[1]) - 1  # called once the first token is in
+        if self.on_token is not None:
+            self.on_token(int(input_ids.shape[1]) - self.start, self.total)
+        self.stopped = bool(self.should_stop and self.should_stop())
+        return torch.full((input_ids.shape[0],), self.stopped, dtype=torch.bool,
+                          device=input_ids.device)  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------

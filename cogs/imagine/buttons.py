@@ -76,42 +76,49 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
                              item: discord.ui.Item[Any], match: re.Match[str], /) -> Self:
         return cls(match["job"], int(match.groupdict().get("index") or 0))
 
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await self.act(interaction, actions_of(interaction))
+        except Exception as exc:
+            await bot_of(interaction).report_interaction_error(interaction, exc)
+
+    async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
+        raise NotImplementedError
+
 
 class Reroll(JobButton, action="rr"):
     emoji = "🔄"
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await actions_of(interaction).reroll(interaction, self.job_id)
+    async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
+        await actions.reroll(interaction, self.job_id)
 
 
 class Upscale(JobButton, action="up", indexed=True):
     letter = "U"
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await actions_of(interaction).derive(interaction, self.job_id, ImageMode.UPSCALE,
-                                               self.index)
+    async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
+        await actions.derive(interaction, self.job_id, ImageMode.UPSCALE, self.index)
 
 
 class Variation(JobButton, action="var", indexed=True):
     letter = "V"
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await actions_of(interaction).derive(interaction, self.job_id, ImageMode.VARIATION,
-                                               self.index)
+    async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
+        await actions.derive(interaction, self.job_id, ImageMode.VARIATION, self.index)
 
 
 class Info(JobButton, action="info"):
     emoji = "ℹ️"
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await actions_of(interaction).show_parameters(interaction, self.job_id)
+    async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
+        await actions.show_parameters(interaction, self.job_id)
 
 
 class Delete(JobButton, action="del"):
     emoji = "🗑️"
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await actions_of(interaction).delete(interaction, self.job_id)
+    async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
+        await actions.delete(interaction, self.job_id)
 
 
 class Cancel(JobButton, action="cancel"):
@@ -119,8 +126,8 @@ class Cancel(JobButton, action="cancel"):
     label = "Cancel"
     colour = discord.ButtonStyle.danger
 
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await actions_of(interaction).cancel(interaction, self.job_id)
+    async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
+        await actions.cancel(interaction, self.job_id)
 
 
 class StyleMenu(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"gh:style:{JOB}"):
@@ -144,8 +151,11 @@ class StyleMenu(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"gh:s
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         values = self.item.values  # filled from the interaction by discord.py
-        await actions_of(interaction).restyle(interaction, self.job_id,
-                                                str(values[0]) if values else "")
+        try:
+            await actions_of(interaction).restyle(interaction, self.job_id,
+                                                  str(values[0]) if values else "")
+        except Exception as exc:
+            await bot_of(interaction).report_interaction_error(interaction, exc)
 
 
 ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (

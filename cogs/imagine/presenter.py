@@ -14,8 +14,10 @@ import logging
 import time
 from typing import Any
 
+import aiohttp
 import discord
 
+from bot.client import GreenheartBot
 from bot.db.jobs import JobRecord
 from bot.executor.executor import Refused
 from bot.executor.handle import JobHandle
@@ -155,7 +157,14 @@ class ImaginePresenter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _delivering(self) -> None:
+        """This task now posts a finished result: a clean stop waits for it to land."""
+        task = asyncio.current_task()
+        if task is not None and isinstance(self.client, GreenheartBot):
+            self.client.delivering(task)
+
     async def _deliver_owed(self, record: JobRecord) -> None:
+        self._delivering()
         params = record.job.params
         assert isinstance(params, ImageParams)
         status = await self._status_of(record.job)
@@ -169,21 +178,31 @@ class ImaginePresenter:
 
     async def _status_of(self, job: Job) -> StatusMessage | None:
         origin = origin_of(job)
-        channel = await self._channel(origin.channel_id)
+        channel = await self._status_channel(origin.channel_id)
         if channel is None or origin.status_message_id is None:
             return None
         return StatusMessage(channel.get_partial_message(origin.status_message_id))
 
     async def _channel(self, channel_id: int | None) -> Any:
+        """The channel, or None when it is gone or hidden from the bot. A transient failure
+        (5xx, a dropped connection) raises, so that a delivery retries it."""
         if channel_id is None:
             return None
         channel = self.client.get_channel(channel_id)
         if channel is None:
             try:
                 channel = await self.client.fetch_channel(channel_id)
-            except discord.HTTPException:
+            except (discord.NotFound, discord.Forbidden):
                 return None
         return channel
+
+    async def _status_channel(self, channel_id: int | None) -> Any:
+        try:
+            return await self._channel(channel_id)
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not look up channel %s for a status message: %s", channel_id,
+                        exc)
+            return None
 
     # ----- following a job ------------------------------------------------------------------
 
@@ -208,6 +227,7 @@ class ImaginePresenter:
         cancel_button = cancel_view(job.id)
         async for event in handle.events():
             if isinstance(event, Done):
+                self._delivering()
                 record = await self.images.stored_record(handle)
                 await self._deliver(record, editor, what, time.monotonic() - started)
             elif editor is None:
@@ -254,20 +274,23 @@ class ImaginePresenter:
     async def _post_result(self, record: JobRecord, seconds: float) -> discord.Message:
         job = record.job
         origin = origin_of(job)
-        channel = await self._channel(origin.channel_id)
-        if channel is None:
-            raise DeliveryFailed("the channel is gone or the bot can't see it")
-        result = await self.images.stored_result(record)
+        try:
+            result = await self.images.stored_result(record)
+        except OSError as exc:  # deleted (🗑) or removed from the disk meanwhile
+            raise DeliveryFailed(f"its picture files are gone: {exc.strerror}") from exc
         spoiler = any(g.nsfw for g in result.images) and not origin.nsfw
         upload = await asyncio.to_thread(result_file, job, result,
                                          upload_limit=origin.upload_limit, spoiler=spoiler)
         embed = result_embed(job, result, upload.filename, seconds)
         view = result_view(record, self.settings.image.styles)
         parent_id = origin.parent_message_id or origin.status_message_id
-        reference = discord.MessageReference(message_id=parent_id, channel_id=channel.id,
-                                             fail_if_not_exists=False) if parent_id else None
 
         async def post() -> discord.Message:
+            channel = await self._channel(origin.channel_id)  # in the try: may be transient
+            if channel is None:
+                raise DeliveryFailed("the channel is gone or the bot can't see it")
+            reference = discord.MessageReference(message_id=parent_id, channel_id=channel.id,
+                                                 fail_if_not_exists=False) if parent_id else None
             # A new File each try: a failed upload has consumed the last one's stream.
             return await channel.send(  # type: ignore[no-any-return]
                 result_content(job), embed=embed, view=view, reference=reference,
@@ -341,9 +364,11 @@ class ImaginePresenter:
                                                 ephemeral=True)
 
     async def cancel(self, interaction: discord.Interaction[Any], job_id: str) -> None:
-        owner = await self.images.owner(job_id)
-        if owner is not None and interaction.user.id != owner and \
-                not _may_moderate(interaction, None):
+        job = self.images.unfinished(job_id)
+        if job is None:
+            await _ephemeral(interaction, "That job has already finished.")
+            return
+        if not _may_moderate(interaction, job.user_id):
             await _ephemeral(interaction, "Only the person who asked for this job can cancel it.")
             return
         if self.images.cancel(job_id, by_user=interaction.user.id):

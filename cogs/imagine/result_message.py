@@ -36,7 +36,15 @@ def result_content(job: Job) -> str:
     assert isinstance(params, ImageParams)
     title = MODE_TITLES[params.mode]
     index = f" (image {params.source_index + 1})" if params.mode is not ImageMode.TXT2IMG else ""
-    return _clip(f"{title}**{params.subject}**{index} — <@{job.user_id}>", 2000)
+    note = ""
+    if params.styles_left_out:  # a capped "all styles" sweep (image.max_sweep)
+        shown, more = len(params.labels), params.styles_left_out
+        other = "the other one" if more == 1 else f"the other {more}"
+        note = (f"\n🎨 The first {shown} of {shown + more} styles: one sweep makes at most "
+                f"{shown} pictures. For {other}, use the style menu or /imagine's style "
+                "option.")
+    return _clip(f"{title}**{params.subject}**{index} — <@{job.user_id}>", 2000 - len(note)) \
+        + note
 
 
 def result_embed(job: Job, result: ImageResult, filename: str, seconds: float) -> discord.Embed:

@@ -4,18 +4,28 @@ config, connects, syncs its commands and answers /imagine."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from pathlib import Path
+from typing import Any
 
 import discord
 import discord.gateway
 import discord.http
+import pytest
 
-from bot.app import serve
+from bot.app import WorkerStuck, serve
+from bot.client import GreenheartBot
+from bot.config import load_settings
+from bot.db.connection import open_database
 from bot.pipelines.tiny import TinyModelPaths
 from testkit.discord_double import DiscordDouble
 from testkit.discord_double.seeding import SeededWorld
-from testkit.harness import harness_settings
+from testkit.harness import BotHarness, harness_settings
 from testkit.imagine import ACK_BUDGET_S, ACK_DEADLINE_S, is_result
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_serve_runs_the_bot_where_the_config_points(
@@ -41,3 +51,121 @@ async def test_serve_runs_the_bot_where_the_config_points(
         discord.http.Route.BASE = old_base
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
     discord_double.assert_clean()
+
+
+def _config_file(tmp: Path, tiny: TinyModelPaths, double: DiscordDouble, **executor: float
+                 ) -> Path:
+    extra = "".join(f"{key} = {value}\n" for key, value in executor.items())
+    path = tmp / "config.toml"
+    path.write_text(
+        f'[discord]\napi_base = "{double.api_base}"\ngateway_url = "{double.gateway_url}"\n'
+        "status_edit_interval = 0.5\n"
+        f'[image]\nmodel = "{tiny.image}"\nsteps = 80\nmax_steps = 80\n'
+        f'[story]\nmodel = "{tiny.story}"\nmax_new_tokens = 8\n'
+        f'[storage]\ndatabase = "{tmp / "db.sqlite3"}"\nimages = "{tmp / "images"}"\n'
+        f"[executor]\n{extra}", encoding="utf-8")
+    return path
+
+
+async def test_sigterm_is_a_clean_stop_and_the_job_continues_after_it(
+    tiny_models: TinyModelPaths, tmp_path: Path, discord_double: DiscordDouble,
+    discord_world: SeededWorld,
+) -> None:
+    config = _config_file(tmp_path, tiny_models, discord_double, stop_grace_s=0.2)
+    env = {**os.environ, "DISCORD_TOKEN": discord_double.token, "HF_HUB_OFFLINE": "1",
+           "PYTHONUNBUFFERED": "1"}
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "--config", str(config), cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        await discord_double.wait_until_identified(1, timeout=120)
+        rec = await discord_double.invoke_slash(
+            int(discord_world.guild.id), int(discord_world.studio.id),
+            int(discord_world.alice.id), "imagine", options={"prompt": "a long kite", "count": 2})
+        await rec.wait_ack(ACK_DEADLINE_S)
+        await rec.wait_original(lambda m: "▰" in m.content, timeout=60)  # it is running
+        bot.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(bot.communicate(), 60)
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+            await bot.wait()
+    log = stderr.decode(errors="replace")
+    assert bot.returncode == 0, log
+    assert "Traceback" not in log and "stopped cleanly" in log
+    assert not [m for m in discord_double.channel_messages(int(discord_world.studio.id))
+                if is_result(m)]
+    # Interrupted at a step, queued again, and the attempt not counted.
+    db = await open_database(tmp_path / "db.sqlite3")
+    try:
+        async with db.execute("SELECT state, attempts FROM jobs") as cur:
+            assert [tuple(r) for r in await cur.fetchall()] == [("queued", 0)]
+    finally:
+        await db.close()
+    # The next start finishes it in its old status message, once.
+    settings = load_settings(config, env={"DISCORD_TOKEN": discord_double.token})
+    harness = BotHarness(discord_double, discord_world, settings)
+    await harness.start()
+    try:
+        status = await rec.wait_original(lambda m: m.content.startswith("✅"), timeout=120)
+    finally:
+        await harness.stop()
+    results = [m for m in discord_double.channel_messages(int(discord_world.studio.id))
+               if is_result(m)]
+    assert len(results) == 1 and str(results[0].id) in status.content
+
+
+async def test_a_worker_that_never_comes_back_ends_serve_with_an_error(
+    tiny_models: TinyModelPaths, tmp_path: Path, discord_double: DiscordDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = harness_settings(tiny_models, tmp_path, discord_double)
+    bots: list[GreenheartBot] = []
+    real_init = GreenheartBot.__init__
+
+    def remember(self: GreenheartBot, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        bots.append(self)  # serve builds its bot inside: keep a hand on it
+
+    monkeypatch.setattr(GreenheartBot, "__init__", remember)
+    task = asyncio.create_task(serve(settings))
+    await discord_double.wait_until_identified(1, timeout=60)
+    bots[0].services.executor.stuck.set()  # what the watchdog does when the worker hangs
+    with pytest.raises(WorkerStuck, match="did not come back"):
+        await asyncio.wait_for(task, 30)
+
+
+async def test_sigterm_lets_the_running_batch_finish_and_posts_it_before_exit(
+    tiny_models: TinyModelPaths, tmp_path: Path, discord_double: DiscordDouble,
+    discord_world: SeededWorld,
+) -> None:
+    config = _config_file(tmp_path, tiny_models, discord_double, stop_grace_s=120)
+    env = {**os.environ, "DISCORD_TOKEN": discord_double.token, "HF_HUB_OFFLINE": "1",
+           "PYTHONUNBUFFERED": "1"}
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "--config", str(config), cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        await discord_double.wait_until_identified(1, timeout=120)
+        rec = await discord_double.invoke_slash(
+            int(discord_world.guild.id), int(discord_world.studio.id),
+            int(discord_world.alice.id), "imagine", options={"prompt": "a last kite", "count": 1})
+        await rec.wait_ack(ACK_DEADLINE_S)
+        await rec.wait_original(lambda m: "▰" in m.content, timeout=60)  # it is running
+        bot.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(bot.communicate(), 150)
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+            await bot.wait()
+    log = stderr.decode(errors="replace")
+    assert bot.returncode == 0, log
+    results = [m for m in discord_double.channel_messages(int(discord_world.studio.id))
+               if is_result(m)]
+    assert len(results) == 1, log  # posted before the bot disconnected
+    db = await open_database(tmp_path / "db.sqlite3")
+    try:
+        async with db.execute("SELECT state, message_id FROM jobs") as cur:
+            assert [tuple(r) for r in await cur.fetchall()] == [("delivered", results[0].id)]
+    finally:
+        await db.close()

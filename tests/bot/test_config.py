@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,14 @@ def test_unknown_keys_and_sections_are_reported() -> None:
     assert any("unknown section [imagee]" in p for p in problems)
     assert any(p.startswith("image.stepz: unknown key; known keys: model, scheduler")
                for p in problems)
+
+
+def test_max_sweep_and_keep_days_defaults_and_ranges() -> None:
+    defaults = settings_from_mapping({})
+    assert defaults.image.max_sweep == 8 and defaults.storage.keep_days == 30
+    assert settings_from_mapping({"storage": {"keep_days": 0}}).storage.keep_days == 0
+    assert problems_of({"image": {"max_sweep": 26}, "storage": {"keep_days": -1}}) == [
+        "image.max_sweep = 26: must be 1-25", "storage.keep_days = -1: must be 0-36500"]
 
 
 def test_token_in_file_is_refused() -> None:
@@ -115,3 +124,18 @@ def test_missing_or_broken_file(tmp_path: Path) -> None:
     broken.write_text("[image\nsteps = 3", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(broken)
+
+
+def test_repr_and_str_never_show_the_token() -> None:
+    token = "MTIzNDU2Nzg5MDEyMzQ1Njc4OQ.GaBcDe.secret-bot-token-value-0123456789"
+    settings = settings_from_mapping({}, env={"DISCORD_TOKEN": token})
+    assert settings.token == token
+    for shown in (repr(settings), str(settings), f"{settings}", f"{settings!r}",
+                  *(repr(getattr(settings, f.name)) for f in dataclasses.fields(settings)
+                    if f.name != "token")):
+        assert token not in shown
+    # Every other field is still there to debug with.
+    text = repr(settings)
+    assert all(f"{f.name}=" in text for f in dataclasses.fields(settings) if f.name != "token")
+    assert "model='stable-diffusion-v1-5/stable-diffusion-v1-5'" in text
+    assert "source='<config>'" in text

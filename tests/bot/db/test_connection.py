@@ -1,16 +1,22 @@
-"""open_database: pragmas, the schema at the latest migration, re-opening, ":memory:"."""
+"""open_database: pragmas, the schema at the latest migration, re-opening, ":memory:"; and
+a file it cannot use (not SQLite, cut short, locked, from a newer bot) refused clearly."""
 
 from __future__ import annotations
 
+import asyncio
+import random
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import aiosqlite
 import pytest
 
-from bot.db.connection import open_database
+from bot.db.connection import DatabaseOpenError, open_database
 from bot.db.migrations import MIGRATIONS, schema_version
 
-TABLES = {"jobs", "images", "kv", "stories", "story_lines"}
+TABLES = {"jobs", "images", "kv", "stories", "story_lines", "expired_jobs"}
 INDEXES = {"jobs_by_state", "jobs_by_message", "stories_by_guild", "story_lines_by_message"}
 
 
@@ -71,9 +77,9 @@ async def test_rows_by_name_and_autocommit(db: aiosqlite.Connection, tmp_path: P
 
 
 async def test_schema_at_latest_migration(db: aiosqlite.Connection) -> None:
-    assert len(MIGRATIONS) == 3
+    assert len(MIGRATIONS) == 4
     assert await schema_version(db) == len(MIGRATIONS)
-    assert await pragma(db, "user_version") == 3
+    assert await pragma(db, "user_version") == 4
     assert await names(db, "table") == TABLES
     assert await names(db, "index") == INDEXES
 
@@ -148,3 +154,107 @@ async def test_two_memory_databases_are_separate() -> None:
     finally:
         await first.close()
         await second.close()
+
+
+# ----- a file open_database cannot use ---------------------------------------------------
+
+
+async def sqlite_file(path: Path) -> bytes:
+    """A real database with some rows, as the bot leaves it (checkpointed): its bytes."""
+    db = await open_database(path)
+    try:
+        for i in range(400):
+            await db.execute("INSERT INTO kv (key, value) VALUES (?, ?)", (f"k{i}", "v" * 300))
+        await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        await db.close()
+    return await asyncio.to_thread(path.read_bytes)
+
+
+def sqlite_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+
+
+async def refused(path: Path, **options: float) -> DatabaseOpenError:
+    """open_database's refusal; it leaves no connection thread to keep the process alive."""
+    before = set(sqlite_threads())
+    with pytest.raises(DatabaseOpenError) as caught:
+        db = await open_database(path, **options)
+        await db.close()
+    for _ in range(100):
+        if set(sqlite_threads()) <= before:
+            break
+        await asyncio.sleep(0.01)
+    assert set(sqlite_threads()) <= before
+    message = str(caught.value)
+    assert "\n" not in message
+    return caught.value
+
+
+CORRUPT = {
+    "random bytes": lambda good: random.Random(7).randbytes(5000),
+    "a text file": lambda good: b"name,score\nada,3\n" * 200,
+    "cut after the header": lambda good: good[:100],
+    "cut in half": lambda good: good[: len(good) // 2],
+}
+
+
+@pytest.mark.parametrize("kind", list(CORRUPT))
+async def test_a_corrupt_file_is_refused_untouched(tmp_path: Path, kind: str) -> None:
+    good = await sqlite_file(tmp_path / "good.sqlite3")
+    path = tmp_path / "data" / "greenheart.sqlite3"
+    path.parent.mkdir()
+    path.write_bytes(content := CORRUPT[kind](good))
+    error = await refused(path)
+    assert str(error).startswith(f"the database {path} is not a valid SQLite database (")
+    assert str(error).endswith("); move it away to start with an empty one, or restore a backup")
+    assert isinstance(error.__cause__, sqlite3.DatabaseError)
+    assert path.read_bytes() == content  # nothing written into what may yet be recovered
+
+
+@pytest.mark.parametrize("wal", [True, False], ids=["wal", "rollback journal"])
+async def test_a_file_locked_by_another_program_is_refused_in_bounded_time(
+    tmp_path: Path, wal: bool
+) -> None:
+    path = tmp_path / "greenheart.sqlite3"
+    if wal:
+        await sqlite_file(path)  # the bot's own file, held by e.g. a database browser
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        if not wal:
+            holder.execute("CREATE TABLE theirs (x)")
+        holder.execute("BEGIN EXCLUSIVE")
+        started = time.monotonic()
+        error = await refused(path, busy_timeout=0.2)
+        assert 0.15 <= time.monotonic() - started < 3
+        assert str(error) == (
+            f"the database {path} is locked by another program (database is locked, for more "
+            f"than 0.2 s); close whatever holds it (another bot, a database browser with "
+            f"unsaved changes) and start again")
+    finally:
+        holder.close()
+    db = await open_database(path)  # let go: opens
+    await db.close()
+
+
+async def test_a_database_from_a_newer_bot_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "greenheart.sqlite3"
+    newer = len(MIGRATIONS) + 1
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {newer}")
+    error = await refused(path)
+    assert str(error) == (
+        f"the database {path} is at schema version {newer}, newer than this bot knows "
+        f"({len(MIGRATIONS)}); upgrade the bot, or point storage.database at another file")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (newer,)
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+
+async def test_a_path_that_cannot_be_a_database_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a folder").mkdir()
+    error = await refused(tmp_path / "a folder")
+    assert str(error).startswith(f"the database {tmp_path / 'a folder'} could not be opened (")
+    (tmp_path / "a file").write_text("")
+    error = await refused(tmp_path / "a file" / "db.sqlite3")
+    assert "could not be created" in str(error)

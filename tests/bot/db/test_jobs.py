@@ -194,6 +194,38 @@ async def test_interrupted_requeues_without_counting_the_run(
     assert [(j.id, s) for j, s in await repo.unfinished_jobs()] == [(job.id, JobState.QUEUED)]
 
 
+async def test_started_counts_the_rerun_of_a_job_left_running_by_a_crash(
+    repo: JobRepository,
+) -> None:
+    job = make_job(text_params(), attempts=1)
+    await repo.job_accepted(job)
+    await repo.job_started(job)
+    job.attempts = 2  # restored as running, run again
+    await repo.job_started(job)
+    rec = await record(repo, job.id)
+    assert (rec.state, rec.job.attempts) == (JobState.RUNNING, 2)
+
+
+async def test_started_and_interrupted_leave_a_finished_job_alone(repo: JobRepository) -> None:
+    # A late "started" or "interrupted" must not bring a finished job back to life.
+    cancelled = make_job(text_params(), attempts=1)
+    await repo.job_accepted(cancelled)
+    await repo.job_finished(cancelled, Cancelled(by_user=1))
+    cancelled.attempts = 2
+    await repo.job_started(cancelled)
+    rec = await record(repo, cancelled.id)
+    assert (rec.state, rec.job.attempts, rec.started_at) == (JobState.CANCELLED, 1, None)
+
+    rendered = make_job(image_params(), attempts=2)
+    await repo.job_accepted(rendered)
+    await repo.job_started(rendered)
+    await repo.job_finished(rendered, Done(image_result()))
+    await repo.job_interrupted(rendered)
+    rec = await record(repo, rendered.id)
+    assert (rec.state, rec.job.attempts) == (JobState.RENDERED, 2)
+    assert await repo.unfinished_jobs() == []
+
+
 # ----- finished -------------------------------------------------------------------------------
 
 

@@ -56,9 +56,10 @@ async def test_empty_database_is_version_0(db: aiosqlite.Connection) -> None:
 
 
 async def test_from_empty_to_latest(db: aiosqlite.Connection) -> None:
-    assert await migrate(db) == len(MIGRATIONS) == 3
-    assert await schema_version(db) == 3
-    assert await tables(db) == {"jobs", "images", "kv", "stories", "story_lines"}
+    assert await migrate(db) == len(MIGRATIONS) == 4
+    assert await schema_version(db) == 4
+    assert await tables(db) == {"jobs", "images", "kv", "stories", "story_lines",
+                                "expired_jobs"}
     assert not db.in_transaction
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import ImageSettings
-from bot.executor.jobs import ImageMode
+from bot.executor.jobs import ImageMode, Job
 from bot.images.requests import (
     ALL_STYLES,
     ImageOptions,
@@ -16,7 +16,10 @@ from bot.images.requests import (
     restyled,
     size_for,
 )
-from bot.prompts import PromptError, find_style
+from bot.pipelines.diffusion import ImageModelOptions
+from bot.pipelines.runner import ModelRunner
+from bot.pipelines.text import TextModelOptions
+from bot.prompts import PromptError, StylePreset, find_style
 
 SETTINGS = ImageSettings()
 
@@ -62,6 +65,24 @@ def test_all_styles_sweep_one_image_per_preset_same_seed() -> None:
     assert set(p.seeds) == {7} and len(p.seeds) == len(SETTINGS.styles)
     assert all(pr.startswith("Oregon 💚, ") for pr in p.prompts)
     assert len(set(p.prompts)) == len(p.prompts)
+
+
+def test_a_sweep_over_more_presets_than_max_sweep_takes_the_first_and_says_so() -> None:
+    presets = tuple(StylePreset(f"style {i}", f"phrase {i}") for i in range(12))
+    settings = ImageSettings(styles=presets, max_sweep=8)
+    p = build_image_params(ImageOptions(prompt="a fox", style=ALL_STYLES, seed=3), settings)
+    assert p.labels == tuple(f"style {i}" for i in range(8))
+    assert p.count == len(p.prompts) == 8 and p.styles_left_out == 4
+    assert rerolled(p).styles_left_out == 4  # 🔄 makes the same capped sweep again
+    # Each picture counts as one image: against the batch limit and in the ETA.
+    job = Job(user_id=1, params=p)
+    runner = ModelRunner(ImageModelOptions(model="unused"), TextModelOptions(model="unused"))
+    assert runner.batch_size(job) == 8
+    assert job.work_units == p.steps * 8
+    # Presets within the cap: all of them, nothing left out.
+    few = build_image_params(ImageOptions(prompt="a fox", style=ALL_STYLES),
+                             ImageSettings(styles=presets[:5], max_sweep=8))
+    assert few.count == 5 and few.styles_left_out == 0
 
 
 def test_reroll_restyle_and_derive() -> None:

@@ -58,7 +58,7 @@ def engine(image_engine: ImageEngine) -> Iterator[ImageEngine]:
 
 
 def test_loaded_engine_facts(engine: ImageEngine, tiny_image_dir: Path) -> None:
-    assert engine.model_name == str(tiny_image_dir)
+    assert engine.model_name == tiny_image_dir.name == "image"  # not the host's path
     assert engine.default_size == 64
     assert engine.is_sdxl is False
     assert engine.family == "sd"
@@ -301,6 +301,18 @@ def _build_tiny_latent_upscaler(folder: Path) -> None:
         scheduler=EulerDiscreteScheduler(prediction_type="sample"),
     )
     pipe.save_pretrained(str(folder))
+
+
+def test_upscale_reports_refine_steps_and_stops_when_asked(engine: ImageEngine) -> None:
+    image = engine.generate([spec()]).images[0]
+    steps: list[tuple[int, int]] = []
+    big = engine.upscale(image, spec(), on_step=lambda step, total, _: steps.append((step, total)))
+    assert big is not None and steps and steps[-1][0] == steps[-1][1]
+    seen: list[int] = []
+    stopped = engine.upscale(image, spec(), on_step=lambda step, total, _: seen.append(step),
+                             should_stop=lambda: bool(seen))
+    assert stopped is None and seen == [1]  # stopped after its first refine step
+    assert engine.pipe.vae.use_tiling is False  # tiling switched back off on the way out
 
 
 def test_upscale_with_an_upscaler_model(tiny_models: TinyModelPaths, tmp_path: Path) -> None:

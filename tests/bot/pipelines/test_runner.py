@@ -10,12 +10,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bot.app import build_runner, image_options, open_services, text_options
 from bot.config import settings_from_mapping
 from bot.executor.executor import Executor, ExecutorLimits, RunContext
-from bot.executor.jobs import Done, ImageParams, ImageResult, Job, JobResult
+from bot.executor.jobs import (
+    Done,
+    Failed,
+    ImageParams,
+    ImageResult,
+    Job,
+    JobResult,
+    TextParams,
+    TextResult,
+)
+from bot.images.files import image_file
+from bot.images.pnginfo import read_png_parameters
 from bot.pipelines.runner import ModelRunner
+from bot.pipelines.text import GenerationStopped
 from bot.pipelines.tiny import TinyModelPaths
 
 
@@ -101,3 +114,92 @@ async def test_models_load_on_the_thread_that_runs_them(
         handle = await services.executor.submit(image_job(1, "a kite", 1, steps=2))
         assert isinstance(await handle.wait(), Done)
     assert runner.threads == [("load", "gpu-worker"), ("run", "gpu-worker")]
+
+
+class OutOfMemoryWriter:
+    """A StoryWriter stand-in whose model runs out of device memory on every line."""
+
+    model_name = "stand-in"
+    loaded = True
+
+    def next_line(self, *args: object, **kwargs: object) -> str:
+        import torch
+
+        raise torch.OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)")
+
+
+async def test_a_text_model_out_of_memory_frees_the_cache_and_fails_in_plain_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.pipelines import runner as runner_module
+
+    freed: list[bool] = []
+    monkeypatch.setattr(runner_module, "_free_device_memory", lambda: freed.append(True))
+    settings = settings_from_mapping({})
+    runner = ModelRunner(image_options(settings), text_options(settings))
+    runner._text = OutOfMemoryWriter()  # type: ignore[assignment]
+    async with Executor(runner, ExecutorLimits()) as ex:
+        handle = await ex.submit(Job(user_id=1, params=TextParams(
+            seed_line="Once upon a time", lines=(), rng_seed=1)))
+        final = await handle.wait()
+    assert isinstance(final, Failed)
+    assert final.reason == runner_module.TEXT_OUT_OF_MEMORY
+    assert "CUDA" not in final.reason and "Tried to allocate" not in final.reason
+    assert freed == [True]
+
+
+async def test_results_name_a_folder_model_by_its_folder_not_the_host_path(
+    tiny_models: TinyModelPaths,
+) -> None:
+    """What every posted picture and story line carries names `image`, not /home/…/image."""
+    runner = await asyncio.to_thread(runner_for, tiny_models)
+    image = image_job(1, "a kite", 1, steps=2)
+    line = Job(user_id=1, params=TextParams(seed_line="The sky", lines=(), rng_seed=1))
+    async with Executor(runner, ExecutorLimits(per_user_limit=5)) as ex:
+        pictured, written = [await (await ex.submit(job)).wait() for job in (image, line)]
+    assert isinstance(pictured, Done) and isinstance(pictured.result, ImageResult)
+    assert isinstance(written, Done) and isinstance(written.result, TextResult)
+    assert pictured.result.model == tiny_models.image.name == "image"
+    assert written.result.model == tiny_models.story.name
+    data, _ = image_file(image, pictured.result, 0)
+    params = read_png_parameters(data)
+    assert params is not None and params.model == "image"
+    parent = str(tiny_models.image.parent).encode()
+    assert parent not in data and str(tiny_models.image.parent.name).encode() not in data
+    assert tiny_models.image.exists()  # loading used the full path
+
+
+class CancelAfter:
+    """A RunContext whose job is cancelled once it has reported `tokens` steps."""
+
+    def __init__(self, tokens: int) -> None:
+        self.tokens = tokens
+        self.steps: list[tuple[int, int]] = []
+
+    @property
+    def max_batch(self) -> int:
+        return 1
+
+    def progress(self, job: Job, step: int, total: int, preview: object) -> None:
+        self.steps.append((step, total))
+
+    def cancelled(self, job_id: str) -> bool:
+        return len(self.steps) > self.tokens
+
+
+def test_a_story_line_reports_its_tokens_and_stops_at_a_cancel(
+    tiny_models: TinyModelPaths,
+) -> None:
+    settings = settings_from_mapping({"story": {"model": str(tiny_models.story),
+                                                "max_new_tokens": 40}})
+    runner = build_runner(settings)
+    job = Job(user_id=1, params=TextParams(seed_line="Once upon a time", lines=(), rng_seed=3))
+    whole = CancelAfter(tokens=10_000)
+    [done] = runner.run([job], whole)
+    assert isinstance(done, TextResult)
+    assert len(whole.steps) > 3 and whole.steps[1] == (1, 40)  # (0, 1) first, then tokens
+    stopped = CancelAfter(tokens=3)
+    [outcome] = runner.run([job], stopped)
+    assert isinstance(outcome, GenerationStopped)
+    assert len(stopped.steps) == 4  # the start and three tokens: then it stopped

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from bot.pipelines.errors import BlockedTextError, ModelLoadError
-from bot.pipelines.text import StoryWriter, TextModelOptions, build_context, clean_continuation
+from bot.pipelines.text import (
+    GenerationStopped,
+    StoryWriter,
+    TextModelOptions,
+    build_context,
+    clean_continuation,
+)
 from bot.pipelines.tiny import TinyModelPaths
 
 SEED_LINE = "Once upon a time, a dragon lived under the old lighthouse."
@@ -64,6 +70,25 @@ def test_blocked_once_then_accepted(story_writer: StoryWriter) -> None:
 def test_max_chars(story_writer: StoryWriter) -> None:
     line = story_writer.next_line(SEED_LINE, LINES, rng_seed=5, max_chars=12)
     assert 0 < len(line) <= 12
+
+
+def test_tokens_are_reported_and_a_stop_ends_the_line(story_writer: StoryWriter) -> None:
+    seen: list[tuple[int, int]] = []
+    line = story_writer.next_line(SEED_LINE, LINES, rng_seed=7,
+                                  on_token=lambda n, total: seen.append((n, total)))
+    assert line == story_writer.next_line(SEED_LINE, LINES, rng_seed=7)  # watching is free
+    limit = story_writer.options.max_new_tokens
+    assert seen and seen[0][0] == 1 and all(total == limit for _, total in seen)
+    assert [n for n, _ in seen] == sorted(n for n, _ in seen)
+    asked: list[int] = []
+
+    def stop_after_three() -> bool:
+        asked.append(1)
+        return len(asked) >= 3
+
+    with pytest.raises(GenerationStopped, match="stopped"):
+        story_writer.next_line(SEED_LINE, LINES, rng_seed=7, should_stop=stop_after_three)
+    assert len(asked) == 3  # it stopped at the third token, not at the end of the line
 
 
 def test_missing_story_model_is_a_clear_load_error(tmp_path: Path) -> None:

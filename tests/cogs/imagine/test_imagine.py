@@ -3,11 +3,14 @@ a websocket, tiny Stable Diffusion, a real SQLite file."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
 from PIL import Image
 
+from bot.db.retention import DAY_S, sweep
+from bot.executor.jobs import JobState
 from bot.images.pnginfo import read_png_parameters
 from testkit.discord_double.errors import missing_permissions
 from testkit.discord_double.models import Message
@@ -197,3 +200,32 @@ async def test_queue_and_cancel(bot_harness: BotHarness) -> None:
     assert "queue is empty" in (await rec.wait_ack()).body["data"]["content"]
     rec = await h.slash("cancel")
     assert "no queued or running jobs" in (await rec.wait_ack()).body["data"]["content"]
+
+
+async def test_buttons_of_an_expired_picture_say_it_expired(bot_harness: BotHarness) -> None:
+    h = bot_harness
+    _, result = await imagine(h, prompt="an old postcard", count=1)
+    job = job_id_of(result)
+    for _ in range(500):  # the result's message id is stored just after its post
+        record = await h.services.jobs.get(job)
+        if record is not None and record.state is JobState.DELIVERED:
+            break
+        await asyncio.sleep(0.01)
+    assert record is not None and record.state is JobState.DELIVERED
+    assert record.finished_at is not None
+    files = [i.path for i in record.images]
+    keep_days = h.settings.storage.keep_days
+    # The daily sweep, as it runs keep_days and a bit after the picture was made.
+    counts = await sweep(h.services.db, h.settings.storage.images, keep_days,
+                         record.finished_at + (keep_days + 1) * DAY_S)
+    assert counts.jobs == 1 and not any(f.exists() for f in files)
+    for custom_id in (f"gh:rr:{job}", f"gh:info:{job}", f"gh:var:{job}:0"):
+        ack = await (await click(h, result, custom_id)).wait_ack()
+        assert ack.body["data"]["content"] == (
+            f"That picture is older than {keep_days} days and has expired, so this button "
+            "can't do anything any more."), custom_id
+        assert ack.body["data"]["flags"] & 64  # only the member who clicked sees it
+    # Its author may still remove the post (🗑), as for a picture that is still stored.
+    await click(h, result, f"gh:del:{job}")
+    await h.double.wait_until(lambda: h.double.world.messages[result.id].deleted, 5, "deleted")
+    h.double.assert_clean()

@@ -107,6 +107,21 @@ async def test_author_cancels_from_the_status_message(slow_bot: BotHarness) -> N
     assert record is not None and record.state.value == "cancelled"
 
 
+async def test_cancel_asks_the_executor_for_the_owner_not_the_job_row(
+    slow_bot: BotHarness,
+) -> None:
+    h = slow_bot
+    rec = await h.slash("imagine", prompt="mine alone", count=1)
+    await rec.wait_ack()
+    status = await rec.wait_original()
+    job_id = next(c for c in status.custom_ids if c.startswith("gh:cancel:")).split(":")[2]
+    await h.services.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))  # row gone
+    other = await h.double.click_button(h.guild_id, h.studio_id, int(h.world.bob.id), status.id,
+                                        f"gh:cancel:{job_id}")
+    assert "Only the person" in (await other.wait_ack()).body["data"]["content"]
+    assert any(e.job.id == job_id for e in h.services.executor.snapshot())
+
+
 async def test_cancel_command_stops_all_of_your_jobs(slow_bot: BotHarness) -> None:
     h = slow_bot
     for prompt in ("one", "two"):
