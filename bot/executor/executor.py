@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 # How long a stop waits for an interrupted batch to reach its next step before it leaves
 # the worker behind (a step takes seconds even on a CPU; one that takes longer is hung).
 INTERRUPT_WAIT_S = 30.0
+# How long a batch waits for the store to record it as running before it runs anyway.
+RECORD_WAIT_S = 10.0
 
 PreviewFn = Callable[[], "Image | None"]
 T = TypeVar("T")
@@ -569,11 +571,30 @@ class Executor:
                 self._emit(job.id, Started(len(batch)))
             assert self._loop is not None
             self._loop.call_soon_threadsafe(self._announce_positions)
+            self._wait_until_recorded_as_running()
             outcomes = self._run_batch(batch)
             with self._lock:
                 self._in_run = False
             self._finish_batch(batch, outcomes)
             self._loop.call_soon_threadsafe(self._announce_positions)
+
+    def _wait_until_recorded_as_running(self) -> None:
+        """Worker thread: before the batch runs, its jobs' "running" (and attempt count) must
+        be in the store. A job that kills the process the moment it runs would otherwise
+        look merely queued after the restart: batched again, its attempts never counted, it
+        would take the bot down forever. Store writes land in order, so a marker queued
+        after the Started events' writes lands after them."""
+        if self.store is None or self._loop is None:
+            return
+        written = threading.Event()
+
+        async def mark() -> None:
+            written.set()
+
+        self._loop.call_soon_threadsafe(self._store, mark())
+        if not written.wait(RECORD_WAIT_S):
+            log.warning("the store did not record the batch as running within %.0f s; "
+                        "running it anyway", RECORD_WAIT_S)
 
     def _run_calls(self) -> None:
         while True:

@@ -216,6 +216,7 @@ class DiscordDouble:
         self._by_token: dict[str, InteractionRecord] = {}
         self._rate_limits: list[RateLimitRule] = []
         self._faults: list[_Fault] = []
+        self._holds: list[tuple[str, re.Pattern[str], asyncio.Event]] = []
         self._routes: list[_Route] = []
         self._change = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -509,9 +510,25 @@ class DiscordDouble:
         effect, so the client cannot know whether it did."""
         self._faults.append(_Fault(method, re.compile(path_regex), times, after, None))
 
+    def hold_next(self, method: str, path_regex: str) -> asyncio.Event:
+        """Let the next matching request take effect, then hold its answer until the
+        returned event is set: what a bot killed while waiting for Discord's answer saw."""
+        release = asyncio.Event()
+        self._holds.append((method, re.compile(path_regex), release))
+        return release
+
     def clear_faults(self) -> None:
         """Forget the injected failures not used yet (the network is fine again)."""
         self._faults.clear()
+
+    async def _hold_if_asked(self, record: RecordedRequest) -> None:
+        for hold in self._holds:
+            method, pattern, release = hold
+            if method in (record.method, "*") and pattern.search(record.path):
+                self._holds.remove(hold)
+                self._changed()  # the effect is visible while the answer waits
+                await release.wait()
+                return
 
     def _take_fault(self, record: RecordedRequest, *, after: bool) -> _Fault | None:
         for fault in self._faults:
@@ -697,6 +714,7 @@ class DiscordDouble:
             late = self._take_fault(record, after=True)
             if late is not None:
                 status, answer, extra = _fault_answer(late)
+            await self._hold_if_asked(record)
         record.status, record.response = status, answer
         if status == RESET:
             self._changed()

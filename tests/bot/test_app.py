@@ -20,10 +20,11 @@ from bot.client import GreenheartBot
 from bot.config import load_settings
 from bot.db.connection import open_database
 from bot.pipelines.tiny import TinyModelPaths
+from testkit.crashing_bot import CRASH_EXIT_CODE
 from testkit.discord_double import DiscordDouble
 from testkit.discord_double.seeding import SeededWorld
 from testkit.harness import BotHarness, harness_settings
-from testkit.imagine import ACK_BUDGET_S, ACK_DEADLINE_S, is_result
+from testkit.imagine import ACK_BUDGET_S, ACK_DEADLINE_S, is_result, job_id_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,16 +68,22 @@ def _config_file(tmp: Path, tiny: TinyModelPaths, double: DiscordDouble, **execu
     return path
 
 
+async def _spawn(double: DiscordDouble, *args: str, output: bool = False
+                 ) -> asyncio.subprocess.Process:
+    """`python -m ARGS` as the bot's own process, pointed at the double's token."""
+    env = {**os.environ, "DISCORD_TOKEN": double.token, "HF_HUB_OFFLINE": "1",
+           "PYTHONUNBUFFERED": "1"}
+    out = asyncio.subprocess.PIPE if output else asyncio.subprocess.DEVNULL
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", *args, cwd=ROOT, env=env,
+                                                stdout=out, stderr=out)
+
+
 async def test_sigterm_is_a_clean_stop_and_the_job_continues_after_it(
     tiny_models: TinyModelPaths, tmp_path: Path, discord_double: DiscordDouble,
     discord_world: SeededWorld,
 ) -> None:
     config = _config_file(tmp_path, tiny_models, discord_double, stop_grace_s=0.2)
-    env = {**os.environ, "DISCORD_TOKEN": discord_double.token, "HF_HUB_OFFLINE": "1",
-           "PYTHONUNBUFFERED": "1"}
-    bot = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "--config", str(config), cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    bot = await _spawn(discord_double, "bot", "--config", str(config), output=True)
     try:
         await discord_double.wait_until_identified(1, timeout=120)
         rec = await discord_double.invoke_slash(
@@ -140,11 +147,7 @@ async def test_sigterm_lets_the_running_batch_finish_and_posts_it_before_exit(
     discord_world: SeededWorld,
 ) -> None:
     config = _config_file(tmp_path, tiny_models, discord_double, stop_grace_s=120)
-    env = {**os.environ, "DISCORD_TOKEN": discord_double.token, "HF_HUB_OFFLINE": "1",
-           "PYTHONUNBUFFERED": "1"}
-    bot = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "--config", str(config), cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    bot = await _spawn(discord_double, "bot", "--config", str(config), output=True)
     try:
         await discord_double.wait_until_identified(1, timeout=120)
         rec = await discord_double.invoke_slash(
@@ -169,3 +172,92 @@ async def test_sigterm_lets_the_running_batch_finish_and_posts_it_before_exit(
             assert [tuple(r) for r in await cur.fetchall()] == [("delivered", results[0].id)]
     finally:
         await db.close()
+
+
+async def test_a_poison_job_that_kills_the_bot_fails_alone_and_its_batch_mates_finish(
+    tiny_models: TinyModelPaths, tmp_path: Path, discord_double: DiscordDouble,
+    discord_world: SeededWorld,
+) -> None:
+    """testkit.crashing_bot kills its whole process (os._exit) when a batch holds a poison
+    picture: the batch-mates must not go down with it twice, and the poison job must not
+    take the bot down forever."""
+    config = _config_file(tmp_path, tiny_models, discord_double)
+    guild, studio = int(discord_world.guild.id), int(discord_world.studio.id)
+
+    async def start() -> asyncio.subprocess.Process:
+        return await _spawn(discord_double, "testkit.crashing_bot", str(config))
+
+    async def imagine(user: Any, prompt: str, **options: Any) -> Any:
+        rec = await discord_double.invoke_slash(guild, studio, int(user.id), "imagine",
+                                                options={"prompt": prompt, **options})
+        await rec.wait_ack(ACK_DEADLINE_S)
+        return rec
+
+    def results_for(prompt: str) -> int:
+        return sum(1 for m in discord_double.channel_messages(studio)
+                   if is_result(m) and prompt in m.content)
+
+    bot = await start()
+    try:
+        await discord_double.wait_until_identified(1, timeout=120)
+        # A long job first: the three below wait behind it and then run as one batch.
+        blocker = await imagine(discord_world.alice, "a slow blocker", count=1)
+        await blocker.wait_original(lambda m: "▰" in m.content, timeout=60)
+        poison = await imagine(discord_world.alice, "a poison kite", count=1, steps=4)
+        await imagine(discord_world.bob, "mate one", count=1, steps=4)
+        await imagine(discord_world.mod, "mate two", count=1, steps=4)
+        assert await asyncio.wait_for(bot.wait(), 120) == CRASH_EXIT_CODE  # the batch ran
+        # Second life: the three recovered jobs run alone; the poison one crashes it again.
+        bot = await start()
+        assert await asyncio.wait_for(bot.wait(), 180) == CRASH_EXIT_CODE
+        # Third life: the poison job fails alone, with its reason; its batch-mates finish.
+        bot = await start()
+        status = await poison.wait_original(lambda m: m.content.startswith("❌"), timeout=180)
+        assert "restarted twice" in status.content
+        await discord_double.wait_until(
+            lambda: results_for("mate one") and results_for("mate two"), 120, "the mates")
+    finally:
+        if bot.returncode is None:
+            bot.terminate()
+            await asyncio.wait_for(bot.wait(), 60)
+    assert (results_for("a slow blocker"), results_for("mate one"),
+            results_for("mate two"), results_for("a poison kite")) == (1, 1, 1, 0)
+
+
+async def test_a_bot_killed_while_its_result_post_waits_for_an_answer_posts_it_once(
+    tiny_models: TinyModelPaths, tmp_path: Path, discord_double: DiscordDouble,
+    discord_world: SeededWorld,
+) -> None:
+    """SIGKILL after Discord created the result message but before the bot heard back: the
+    bot never stored the message, so it delivers again at the next start; the nonce makes
+    Discord return the same message instead of a twin."""
+    config = _config_file(tmp_path, tiny_models, discord_double)
+    studio = int(discord_world.studio.id)
+    release = discord_double.hold_next("POST", r"^/channels/\d+/messages$")
+    bot = await _spawn(discord_double, "bot", "--config", str(config))
+    try:
+        await discord_double.wait_until_identified(1, timeout=120)
+        rec = await discord_double.invoke_slash(
+            int(discord_world.guild.id), studio, int(discord_world.alice.id), "imagine",
+            options={"prompt": "a kite in a power cut", "count": 1, "steps": 4})
+        await rec.wait_ack(ACK_DEADLINE_S)
+        await discord_double.wait_for_message(is_result, timeout=120)  # created, answer held
+        bot.kill()
+        await bot.wait()
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+            await bot.wait()
+        release.set()
+    settings = load_settings(config, env={"DISCORD_TOKEN": discord_double.token})
+    harness = BotHarness(discord_double, discord_world, settings)
+    await harness.start()
+    try:
+        status = await rec.wait_original(lambda m: m.content.startswith("✅"), timeout=120)
+        results = [m for m in discord_double.channel_messages(studio) if is_result(m)]
+        assert len(results) == 1 and str(results[0].id) in status.content
+        record = await harness.services.jobs.get(job_id_of(results[0]))
+        assert record is not None and record.state.value == "delivered"
+        assert record.message_id == results[0].id
+    finally:
+        await harness.stop()
