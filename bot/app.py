@@ -119,13 +119,15 @@ async def open_services(
         native = await executor.call(partial(_load_models, runner))
         restored = await executor.restore()
         stories = StoryRepository(db)
+        teller = StoryTeller(stories, jobs, executor, settings, native)
         retention = start_retention(db, settings.storage.images, settings.storage.keep_days)
         yield Services(
             settings=settings, db=db, jobs=jobs, kv=KeyValues(db), executor=executor,
             runner=runner,
-            images=ImageJobs(settings, executor, jobs, native),
+            images=ImageJobs(settings, executor, jobs, native,
+                             story_waiting=teller.waiting_of),
             stories=stories,
-            teller=StoryTeller(stories, jobs, executor, settings, native),
+            teller=teller,
             restored=restored,
         )
     finally:

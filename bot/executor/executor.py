@@ -75,11 +75,13 @@ T = TypeVar("T")
 
 
 class Refused(Exception):
-    """A job was not accepted; `reason` is meant for the user."""
+    """A job was not accepted; `reason` is meant for the user. `restarting`: only because
+    the bot is stopping cleanly (the same request is welcome after the restart)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, restarting: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.restarting = restarting
 
 
 class OutOfMemory(RuntimeError):
@@ -321,11 +323,13 @@ class Executor:
             self._wakeup.notify()
         return await asyncio.wrap_future(future)
 
-    async def submit(self, job: Job) -> JobHandle:
-        """Queue a job; raises Refused (with a reason for the user) when limits are hit."""
+    async def submit(self, job: Job, *, waiting_elsewhere: int = 0) -> JobHandle:
+        """Queue a job; raises Refused (with a reason for the user) when limits are hit.
+        `waiting_elsewhere`: the member's requests not in this queue yet that count
+        towards the per-person limit too (story operations waiting for their turn)."""
         handle = JobHandle(job)
         with self._lock:
-            self._check_limits(job)
+            self._check_limits(job, waiting_elsewhere)
             self._handles[job.id] = handle
             self._queue.push(job)
             self._wakeup.notify()
@@ -333,9 +337,10 @@ class Executor:
         self._announce_positions()
         return handle
 
-    def _check_limits(self, job: Job) -> None:
+    def _check_limits(self, job: Job, waiting_elsewhere: int = 0) -> None:
         if self._draining or self._stopping:
-            raise Refused("The bot is restarting, so nothing was queued. Try again in a minute.")
+            raise Refused("The bot is restarting, so nothing was queued. Try again in a minute.",
+                          restarting=True)
         waiting = len(self._queue)
         if waiting >= self.limits.queue_limit:
             raise Refused(
@@ -345,9 +350,11 @@ class Executor:
         mine = self._queue.count_for(job.user_id) + sum(
             1 for j in self._running.values() if j.user_id == job.user_id
         )
-        if mine >= self.limits.per_user_limit:
+        if mine + waiting_elsewhere >= self.limits.per_user_limit:
+            where = ("queued or running" if not waiting_elsewhere
+                     else "queued, running or waiting for their turn in a story")
             raise Refused(
-                f"You already have {mine} jobs queued or running; the limit is "
+                f"You already have {mine + waiting_elsewhere} jobs {where}; the limit is "
                 f"{self.limits.per_user_limit} per person. Wait for one to finish or /cancel one."
             )
 

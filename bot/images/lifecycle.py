@@ -12,6 +12,7 @@ is stored), or `mark_undeliverable`. At start, `undelivered` lists what is still
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,11 +57,15 @@ def is_image_job(job: Job) -> bool:
 
 class ImageJobs:
     def __init__(self, settings: Settings, executor: Executor, jobs: JobRepository,
-                 native_size: int) -> None:
+                 native_size: int,
+                 story_waiting: Callable[[int], int] = lambda user_id: 0) -> None:
         self.settings = settings
         self.executor = executor
         self.jobs = jobs
         self.native_size = native_size  # the image model's own side in pixels
+        # A member's story operations waiting for their turn (not in the executor yet):
+        # they count towards the same per-person limit as pictures.
+        self.story_waiting = story_waiting
 
     # ----- from a request to a queued job ---------------------------------------------------
 
@@ -88,7 +93,8 @@ class ImageJobs:
 
     async def submit(self, job: Job) -> JobHandle:
         """Queue the job; raises Refused (with a reason for the member) at a limit."""
-        return await self.executor.submit(job)
+        return await self.executor.submit(job,
+                                          waiting_elsewhere=self.story_waiting(job.user_id))
 
     def cancel(self, job_id: str, by_user: int | None = None) -> bool:
         return self.executor.cancel(job_id, by_user=by_user)

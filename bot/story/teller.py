@@ -52,10 +52,12 @@ class StoryError(Exception):
     concern everyone in the story (the model could not write a line); the others only the
     member who asked (the story has ended, the queue is full)."""
 
-    def __init__(self, reason: str, *, public: bool = False) -> None:
+    def __init__(self, reason: str, *, public: bool = False, restarting: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.public = public
+        # Refused only because the bot is stopping cleanly: the next start finishes it.
+        self.restarting = restarting
 
 
 class StoryBusy(StoryError):
@@ -115,6 +117,12 @@ class StoryTeller:
                 f"You already have {mine} jobs queued, running or waiting for their turn in a "
                 f"story; the limit is {limit} per person. Wait for one to finish or /cancel "
                 "one.")
+
+    def waiting_of(self, user_id: int) -> int:
+        """The member's story operations with no job in the executor now (waiting for
+        their turn, or between two jobs of one operation)."""
+        jobs = [e.job for e in self.executor.snapshot() if e.job.user_id == user_id]
+        return self.load_of(user_id) - len(jobs)
 
     def load_of(self, user_id: int) -> int:
         """The member's jobs in the executor plus their story operations that have none
@@ -229,6 +237,10 @@ class StoryTeller:
                 handle = await self._submit(asked_by, params, story, op, number, "image")
             except (StoryError, PromptError) as exc:
                 reason = exc.reason if isinstance(exc, StoryError) else str(exc)
+                if isinstance(exc, StoryError) and exc.restarting:
+                    # Not a reason to go without a picture: the line stays saved and
+                    # unposted, and the next start illustrates and posts it.
+                    raise
                 if refuse:
                     raise StoryError(reason) from exc
                 await self.stories.set_image_error(story.id, number, reason)
@@ -359,7 +371,7 @@ class StoryTeller:
         try:
             return await self.executor.submit(job)
         except Refused as exc:
-            raise StoryError(exc.reason) from exc
+            raise StoryError(exc.reason, restarting=exc.restarting) from exc
 
     async def _text_of(self, handle: JobHandle, number: int) -> tuple[str, str]:
         final = await handle.wait()

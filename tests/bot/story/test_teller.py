@@ -316,3 +316,20 @@ async def test_requests_count_against_the_per_person_limit(world: World) -> None
     world.teller.pending.finish(first)
     assert world.teller.load_of(ALICE.id) == 0
     world.teller.request(other, "add", ALICE)
+
+
+async def test_a_picture_refused_by_a_clean_stop_is_made_at_the_next_start(
+    world: World, settings: Settings,
+) -> None:
+    story, _ = await world.teller.start(seed="The sky", title="Sky", style=None, author=ALICE)
+    await world.executor.drain(0)  # the bot is stopping cleanly
+    with pytest.raises(StoryError, match="restarting") as refused:
+        await world.teller.illustrate(story, 1, ALICE, op="seed")
+    assert refused.value.restarting
+    line = await world.stories.line(story.id, 1)
+    assert line is not None and line.image_error is None and line.image_path is None
+    # The next start: a fresh executor on the same database settles the unposted line.
+    async with Executor(world.runner, ExecutorLimits(), store=world.jobs) as executor:
+        teller = StoryTeller(world.stories, world.jobs, executor, settings)
+        settled = await teller.settle(story, line)
+    assert settled.image_path is not None and settled.image_error is None
