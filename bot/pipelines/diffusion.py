@@ -49,6 +49,10 @@ PreviewFn = Callable[[], list[Image.Image]]
 # on_step(step, total, preview): step is 1-based; preview() decodes a cheap preview on demand.
 StepCallback = Callable[[int, int, PreviewFn], None]
 
+class _UpscaleStopped(Exception):
+    """Raised from an upscaler's step callback to end its run (it has no interrupt flag)."""
+
+
 REFINE_STRENGTH = 0.3  # img2img strength of the refine pass after a Lanczos 2× resize
 
 
@@ -366,7 +370,8 @@ class ImageEngine:
             return None
         target = (image.width * 2 // 8 * 8, image.height * 2 // 8 * 8)
         if self.options.upscaler:
-            return self._upscale_with_model(image.convert("RGB"), spec, target)
+            return self._upscale_with_model(image.convert("RGB"), spec, target, on_step,
+                                            should_stop)
         return self._upscale_with_refine(image.convert("RGB"), spec, target, on_step,
                                          should_stop)
 
@@ -396,22 +401,37 @@ class ImageEngine:
         return None if out.interrupted else out.images[0]
 
     def _upscale_with_model(
-        self, image: Image.Image, spec: ImageSpec, target: tuple[int, int]
-    ) -> Image.Image:
+        self, image: Image.Image, spec: ImageSpec, target: tuple[int, int],
+        on_step: StepCallback | None = None, should_stop: Callable[[], bool] | None = None,
+    ) -> Image.Image | None:
         upscaler = self._load_upscaler()
+
+        def each_step(step: int, _timestep: Any, _latents: Any) -> None:
+            # The upscale pipelines take only the old per-step callback: report the step,
+            # and end the run by raising when asked to stop.
+            if on_step is not None:
+                on_step(step + 1, spec.steps, list)
+            if should_stop is not None and should_stop():
+                raise _UpscaleStopped
+
         kwargs: dict[str, Any] = {
             "prompt": spec.prompt,
             "negative_prompt": spec.negative or None,
             "image": image,
             "num_inference_steps": spec.steps,
             "generator": _generator(spec.seed),
+            "callback": each_step,
+            "callback_steps": 1,
         }
         if type(upscaler).__name__ == "StableDiffusionLatentUpscalePipeline":
             kwargs["guidance_scale"] = 0.0  # what the x2 latent upscaler was trained for
         else:
             kwargs["noise_level"] = 20  # x4 upscaler: light re-noising keeps detail
-        with torch.inference_mode():
-            result = upscaler(**kwargs).images[0]
+        try:
+            with torch.inference_mode():
+                result = upscaler(**kwargs).images[0]
+        except _UpscaleStopped:
+            return None
         if result.size != target:  # the x4 upscaler overshoots; bring it to 2×
             result = result.resize(target, Image.Resampling.LANCZOS)
         return result

@@ -323,7 +323,12 @@ def test_upscale_with_an_upscaler_model(tiny_models: TinyModelPaths, tmp_path: P
     engine = ImageEngine(options)
     engine.load()
     image = engine.generate([spec(steps=1)]).images[0]
-    assert engine.upscale(image, spec(steps=1)).size == (128, 128)
+    assert engine.upscale(image, spec(steps=1)).size == (128, 128)  # type: ignore[union-attr]
+    seen: list[int] = []
+    stopped = engine.upscale(image, spec(steps=3),
+                             on_step=lambda step, total, _: seen.append(step),
+                             should_stop=lambda: bool(seen))
+    assert stopped is None and seen == [1]  # its own pipeline stops at a step too
 
 
 def test_upscaler_that_is_not_an_upscaler(image_engine: ImageEngine) -> None:
