@@ -78,37 +78,50 @@ async def _spawn(double: DiscordDouble, *args: str, output: bool = False
                                                 stdout=out, stderr=out)
 
 
+async def _sigterm_mid_run(config: Path, double: DiscordDouble, world: SeededWorld,
+                           prompt: str, count: int, exit_within_s: float
+                           ) -> tuple[Any, int | None, str]:
+    """Start `python -m bot`, run /imagine, SIGTERM it once the job is running; returns the
+    interaction, the exit code and what the bot logged."""
+    bot = await _spawn(double, "bot", "--config", str(config), output=True)
+    try:
+        await double.wait_until_identified(1, timeout=120)
+        rec = await double.invoke_slash(
+            int(world.guild.id), int(world.studio.id), int(world.alice.id), "imagine",
+            options={"prompt": prompt, "count": count})
+        await rec.wait_ack(ACK_DEADLINE_S)
+        await rec.wait_original(lambda m: "▰" in m.content, timeout=60)  # it is running
+        bot.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(bot.communicate(), exit_within_s)
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+            await bot.wait()
+    return rec, bot.returncode, stderr.decode(errors="replace")
+
+
+async def _job_rows(database: Path, columns: str) -> list[tuple[Any, ...]]:
+    db = await open_database(database)
+    try:
+        async with db.execute(f"SELECT {columns} FROM jobs") as cur:
+            return [tuple(r) for r in await cur.fetchall()]
+    finally:
+        await db.close()
+
+
 async def test_sigterm_is_a_clean_stop_and_the_job_continues_after_it(
     tiny_models: TinyModelPaths, tmp_path: Path, discord_double: DiscordDouble,
     discord_world: SeededWorld,
 ) -> None:
     config = _config_file(tmp_path, tiny_models, discord_double, stop_grace_s=0.2)
-    bot = await _spawn(discord_double, "bot", "--config", str(config), output=True)
-    try:
-        await discord_double.wait_until_identified(1, timeout=120)
-        rec = await discord_double.invoke_slash(
-            int(discord_world.guild.id), int(discord_world.studio.id),
-            int(discord_world.alice.id), "imagine", options={"prompt": "a long kite", "count": 2})
-        await rec.wait_ack(ACK_DEADLINE_S)
-        await rec.wait_original(lambda m: "▰" in m.content, timeout=60)  # it is running
-        bot.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(bot.communicate(), 60)
-    finally:
-        if bot.returncode is None:
-            bot.kill()
-            await bot.wait()
-    log = stderr.decode(errors="replace")
-    assert bot.returncode == 0, log
+    rec, returncode, log = await _sigterm_mid_run(config, discord_double, discord_world,
+                                                  "a long kite", 2, exit_within_s=60)
+    assert returncode == 0, log
     assert "Traceback" not in log and "stopped cleanly" in log
     assert not [m for m in discord_double.channel_messages(int(discord_world.studio.id))
                 if is_result(m)]
     # Interrupted at a step, queued again, and the attempt not counted.
-    db = await open_database(tmp_path / "db.sqlite3")
-    try:
-        async with db.execute("SELECT state, attempts FROM jobs") as cur:
-            assert [tuple(r) for r in await cur.fetchall()] == [("queued", 0)]
-    finally:
-        await db.close()
+    assert await _job_rows(tmp_path / "db.sqlite3", "state, attempts") == [("queued", 0)]
     # The next start finishes it in its old status message, once.
     settings = load_settings(config, env={"DISCORD_TOKEN": discord_double.token})
     harness = BotHarness(discord_double, discord_world, settings)
@@ -147,31 +160,14 @@ async def test_sigterm_lets_the_running_batch_finish_and_posts_it_before_exit(
     discord_world: SeededWorld,
 ) -> None:
     config = _config_file(tmp_path, tiny_models, discord_double, stop_grace_s=120)
-    bot = await _spawn(discord_double, "bot", "--config", str(config), output=True)
-    try:
-        await discord_double.wait_until_identified(1, timeout=120)
-        rec = await discord_double.invoke_slash(
-            int(discord_world.guild.id), int(discord_world.studio.id),
-            int(discord_world.alice.id), "imagine", options={"prompt": "a last kite", "count": 1})
-        await rec.wait_ack(ACK_DEADLINE_S)
-        await rec.wait_original(lambda m: "▰" in m.content, timeout=60)  # it is running
-        bot.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(bot.communicate(), 150)
-    finally:
-        if bot.returncode is None:
-            bot.kill()
-            await bot.wait()
-    log = stderr.decode(errors="replace")
-    assert bot.returncode == 0, log
+    _, returncode, log = await _sigterm_mid_run(config, discord_double, discord_world,
+                                                "a last kite", 1, exit_within_s=150)
+    assert returncode == 0, log
     results = [m for m in discord_double.channel_messages(int(discord_world.studio.id))
                if is_result(m)]
     assert len(results) == 1, log  # posted before the bot disconnected
-    db = await open_database(tmp_path / "db.sqlite3")
-    try:
-        async with db.execute("SELECT state, message_id FROM jobs") as cur:
-            assert [tuple(r) for r in await cur.fetchall()] == [("delivered", results[0].id)]
-    finally:
-        await db.close()
+    assert await _job_rows(tmp_path / "db.sqlite3", "state, message_id") == [
+        ("delivered", results[0].id)]
 
 
 async def test_a_poison_job_that_kills_the_bot_fails_alone_and_its_batch_mates_finish(
