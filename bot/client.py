@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Loaded by name so that `bot` never imports `cogs` (the dependency points the other way).
-EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.story", "cogs.admin")
+EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.story", "cogs.admin", "cogs.stats")
 COMMANDS_HASH_KEY = "commands_hash"
 
 

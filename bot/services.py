@@ -3,7 +3,7 @@ nothing is global, and a cog never builds a service of its own."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiosqlite
 
@@ -13,6 +13,7 @@ from bot.db.kv import KeyValues
 from bot.executor.executor import Executor
 from bot.executor.handle import JobHandle
 from bot.images.lifecycle import ImageJobs
+from bot.metrics import Metrics
 from bot.pipelines.runner import ModelRunner
 from bot.story.repository import StoryRepository
 from bot.story.teller import StoryTeller
@@ -32,3 +33,5 @@ class Services:
     teller: StoryTeller
     # Jobs brought back from the database at start; the cogs pick up the ones they own.
     restored: list[JobHandle]
+    # Prometheus counters (bot/metrics.py): counted always, served when metrics.port is set.
+    metrics: Metrics = field(default_factory=Metrics)

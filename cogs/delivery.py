@@ -48,9 +48,11 @@ def describe(exc: BaseException) -> str:
 
 
 async def deliver(post: Callable[[], Awaitable[T]], *, what: str, give_up_after: float,
-                  first_wait: float = FIRST_WAIT_S, max_wait: float = MAX_WAIT_S) -> T:
+                  first_wait: float = FIRST_WAIT_S, max_wait: float = MAX_WAIT_S,
+                  on_retry: Callable[[], None] | None = None) -> T:
     """`post()` until it succeeds; raises DeliveryFailed on a permanent error or when the
-    next try would start after `give_up_after` seconds."""
+    next try would start after `give_up_after` seconds. `on_retry` is called before each
+    try again (the metrics count them)."""
     deadline = time.monotonic() + give_up_after
     wait = first_wait
     while True:
@@ -65,4 +67,6 @@ async def deliver(post: Callable[[], Awaitable[T]], *, what: str, give_up_after:
             log.warning("posting %s failed (%s); trying again in %.0f s", what, describe(exc),
                         wait)
         await asyncio.sleep(wait)
+        if on_retry is not None:
+            on_retry()
         wait = min(wait * 2, max_wait)

@@ -58,6 +58,7 @@ class ImaginePresenter:
     def __init__(self, client: discord.Client, services: Services) -> None:
         self.client = client
         self.settings = services.settings
+        self.metrics = services.metrics
         self.images: ImageJobs = services.images
         self.pacer = EditPacer()  # shared by every status message's queue-position edits
         self._tasks: set[asyncio.Task[None]] = set()
@@ -298,7 +299,8 @@ class ImaginePresenter:
                 nonce=result_nonce(job.id), allowed_mentions=discord.AllowedMentions.none())
 
         return await deliver(post, what=f"the result of job {job.id}",
-                             give_up_after=self.settings.discord.delivery_retry_s)
+                             give_up_after=self.settings.discord.delivery_retry_s,
+                             on_retry=self.metrics.delivery_retried)
 
     # ----- buttons (ButtonActions) ----------------------------------------------------------
 

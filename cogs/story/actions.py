@@ -71,7 +71,8 @@ class StoryActions:
         self.turns = Turns()
         self.pending = self.teller.pending
         self.thread = StoryThread(client, self.stories, services.jobs,
-                                  retry_s=self.settings.discord.delivery_retry_s)
+                                  retry_s=self.settings.discord.delivery_retry_s,
+                                  on_retry=services.metrics.delivery_retried)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ----- slash commands -------------------------------------------------------------------

@@ -57,11 +57,13 @@ def _digest(text: str) -> str:
 
 class StoryThread:
     def __init__(self, client: discord.Client, stories: StoryRepository,
-                 jobs: JobRepository, *, retry_s: float = 3600.0) -> None:
+                 jobs: JobRepository, *, retry_s: float = 3600.0,
+                 on_retry: Callable[[], None] | None = None) -> None:
         self.client = client
         self.stories = stories
         self.jobs = jobs
         self.retry_s = retry_s  # how long a line post is retried (discord.delivery_retry_s)
+        self.on_retry = on_retry  # told of each post tried again (the metrics count them)
 
     def channel(self, story: Story) -> discord.PartialMessageable | None:
         if story.thread_id is None:
@@ -95,7 +97,8 @@ class StoryThread:
                     return False  # the message was deleted: post the line again
                 return True
 
-            if await deliver(edit, what=what, give_up_after=self.retry_s):
+            if await deliver(edit, what=what, give_up_after=self.retry_s,
+                             on_retry=self.on_retry):
                 await self._delivered(line, thread.id, line.message_id)
                 if shown is not None:
                     shown()
@@ -108,7 +111,8 @@ class StoryThread:
                 content, file=picture() if picture else discord.utils.MISSING,
                 view=view or discord.utils.MISSING, nonce=nonce, allowed_mentions=NO_PINGS)
 
-        message = await deliver(post, what=what, give_up_after=self.retry_s)
+        message = await deliver(post, what=what, give_up_after=self.retry_s,
+                                on_retry=self.on_retry)
         await self.stories.set_message(story.id, line.number, message.id)
         await self._delivered(line, thread.id, message.id)
         if shown is not None:
@@ -153,7 +157,7 @@ class StoryThread:
 
         return await deliver(post, what=f"the export of story {story.id}",
                              give_up_after=self.retry_s if give_up_after is None
-                             else give_up_after)
+                             else give_up_after, on_retry=self.on_retry)
 
     async def say(self, story: Story, text: str) -> None:
         thread = self.channel(story)

@@ -41,6 +41,29 @@ async def test_transient_failures_are_retried_until_the_post_goes_through() -> N
     assert failures == []
 
 
+async def test_each_try_again_is_reported() -> None:
+    failures = [http_error(429), http_error(500), TimeoutError()]
+    retries: list[int] = []
+
+    async def post() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "posted"
+
+    def retried() -> None:
+        retries.append(len(failures))  # told before the next try
+
+    assert await deliver(post, what="a test", give_up_after=30, first_wait=0.01,
+                         on_retry=retried) == "posted"
+    assert retries == [2, 1, 0]
+    # A first try that works, and a permanent error, are no retries.
+    assert await deliver(post, what="a test", give_up_after=30, on_retry=retried) == "posted"
+    failures.append(http_error(403))
+    with pytest.raises(DeliveryFailed):
+        await deliver(post, what="a test", give_up_after=30, on_retry=retried)
+    assert retries == [2, 1, 0]
+
+
 async def test_a_permanent_error_is_not_retried() -> None:
     calls = []
 
