@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|render|tiny-models|story] ...`."""
+"""Command line: `python -m bot [run|render|tiny-models|story|worker|workers] ...`."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--count", type=int, help="images, 1-4")
     render.add_argument("--model", help="hub id or folder (overrides image.model)")
     render.add_argument("--out", type=Path, default=Path("out"), help="folder for the files")
+
+    worker = sub.add_parser("worker", help="serve as a remote GPU worker (executor.mode = "
+                            "\"celery\")")
+    worker.add_argument("--name", help="this worker's name (default: the host name); "
+                        "each worker needs its own")
+
+    sub.add_parser("workers", help="list the remote GPU workers that are up")
 
     tiny = sub.add_parser("tiny-models", help="write tiny random-weight models for offline use")
     tiny.add_argument("dir", type=Path)
@@ -80,11 +87,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.cli.render import render
 
         return asyncio.run(render(settings, args))
+    if command == "worker":
+        return run_worker_command(settings, args.name, verbose=args.verbose)
+    if command == "workers":
+        return print_workers(settings)
     if command == "story":
         from bot.cli.story import write_story
 
         return asyncio.run(write_story(settings, args))
     return run_bot(settings)
+
+
+def run_worker_command(settings: Settings, name: str | None, *, verbose: bool) -> int:
+    from bot.pipelines.errors import ModelLoadError
+    from bot.remote.worker import WorkerNameTaken, run_worker
+
+    try:
+        return run_worker(settings, name=name, loglevel="DEBUG" if verbose else "INFO")
+    except (ModelLoadError, WorkerNameTaken) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def print_workers(settings: Settings) -> int:
+    from bot.executor.workers import worker_line
+    from bot.remote.broker import Broker, BrokerDown, shown_url
+
+    async def look() -> int:
+        broker = Broker(settings)
+        try:
+            seen = await broker.workers()
+        except BrokerDown as exc:
+            where = shown_url(settings.executor.broker_url)
+            print(f"error: the broker at {where} is unreachable: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await broker.close()
+        if not seen:
+            print(f"no GPU worker is up (broker: {shown_url(settings.executor.broker_url)})")
+        for worker in seen:
+            print(worker_line(worker.info))
+        return 0
+
+    return asyncio.run(look())
 
 
 def run_bot(settings: Settings) -> int:
@@ -94,13 +139,14 @@ def run_bot(settings: Settings) -> int:
         return 2
     from bot.app import WorkerStuck, serve  # the composition root pulls in torch
     from bot.db.connection import DatabaseOpenError
+    from bot.metrics import MetricsError
     from bot.pipelines.errors import ModelLoadError
 
     try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass
-    except (ModelLoadError, DatabaseOpenError) as exc:
+    except (ModelLoadError, DatabaseOpenError, MetricsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except WorkerStuck as exc:

@@ -26,6 +26,7 @@ from bot.db.lock import DatabaseLock
 from bot.db.retention import start_retention, stop_retention
 from bot.executor.executor import Executor, ExecutorLimits
 from bot.images.lifecycle import ImageJobs
+from bot.metrics import Metrics, start_metrics_server, stop_metrics_server
 from bot.pipelines.diffusion import ImageModelOptions
 from bot.pipelines.runner import ModelRunner
 from bot.pipelines.text import TextModelOptions
@@ -109,32 +110,71 @@ async def open_services(
         lock.release()
         raise
     jobs = JobRepository(db, settings.storage.images)
-    executor = Executor(runner, executor_limits(settings), store=jobs)
+    executor = build_executor(settings, runner, jobs)
     retention = None  # the daily sweep of old finished jobs (storage.keep_days)
+    # metrics: counted from the first result on; served only when metrics.port > 0
+    metrics = Metrics(executor, db)
+    jobs.on_result = metrics.job_rendered
+    metrics_server = None
     try:
         await executor.start()
         # Fail at start, with the loader's clear message, rather than on the first job (or
         # the first story line, minutes later, in a thread). On the worker thread: the thread
         # that will run the models must be the only one that ran torch.
-        native = await executor.call(partial(_load_models, runner))
+        # Remote workers load the models; the first one seen tells the image model's size.
+        native = (DEFAULT_NATIVE_SIZE if settings.executor.mode == "celery"
+                  else await executor.call(partial(_load_models, runner)))
         restored = await executor.restore()
         stories = StoryRepository(db)
         teller = StoryTeller(stories, jobs, executor, settings, native)
+        images = ImageJobs(settings, executor, jobs, native, story_waiting=teller.waiting_of)
+        _follow_native_size(executor, images, teller)
         retention = start_retention(db, settings.storage.images, settings.storage.keep_days)
+        metrics_server = await start_metrics_server(settings.metrics, metrics)
         yield Services(
             settings=settings, db=db, jobs=jobs, kv=KeyValues(db), executor=executor,
             runner=runner,
-            images=ImageJobs(settings, executor, jobs, native,
-                             story_waiting=teller.waiting_of),
+            images=images,
             stories=stories,
             teller=teller,
             restored=restored,
+            metrics=metrics,
         )
     finally:
+        await stop_metrics_server(metrics_server)
         await stop_retention(retention)
         await executor.stop()
         await db.close()
         lock.release()
+
+
+# The image size a celery-mode bot assumes until a worker reports its model's (SD 1.5's).
+DEFAULT_NATIVE_SIZE = 512
+
+
+def build_executor(settings: Settings, runner: ModelRunner, jobs: JobRepository) -> Executor:
+    """The in-process executor, or (executor.mode = "celery") the remote one, which keeps
+    the queue here and sends batches to GPU workers; it loads no model itself."""
+    limits = executor_limits(settings)
+    if settings.executor.mode != "celery":
+        return Executor(runner, limits, store=jobs)
+    from bot.executor.jobs import JobKind
+    from bot.remote.broker import Broker
+    from bot.remote.dispatch import RemoteExecutor
+
+    return RemoteExecutor(
+        runner, limits, jobs, Broker(settings),
+        models={JobKind.IMAGE: settings.image.model, JobKind.TEXT: settings.story.model},
+        visibility_timeout_s=settings.executor.visibility_timeout_s)
+
+
+def _follow_native_size(executor: Executor, images: ImageJobs, teller: StoryTeller) -> None:
+    """A remote executor learns the image model's own size from the workers."""
+    if hasattr(executor, "native_size_seen"):
+        def seen(size: int) -> None:
+            images.native_size = teller.native_size = size
+
+        executor.native_size_seen = seen
 
 
 def _load_models(runner: ModelRunner) -> int:

@@ -85,6 +85,10 @@ def _terms(value: Any) -> str | None:
     return None if ok else "must be a list of non-empty strings"
 
 
+def _port(value: Any) -> str | None:
+    return None if 0 <= value <= 65535 else "must be 1-65535, or 0 for no endpoint"
+
+
 def setting(default: Any, check: Check | None = None, doc: str = "") -> Any:
     """A field with a default and an optional check returning a reason when the value is bad."""
     if isinstance(default, list | tuple):
@@ -162,6 +166,15 @@ class ExecutorSettings:
     stop_grace_s: float = setting(30.0, _between(0, 3600))
     # A batch with no denoising step (or line) for this long is given up as hung.
     step_timeout_s: float = setting(300.0, _between(5, 86400))
+    # "local": the GPU worker runs in the bot's process. "celery": batches go to remote GPU
+    # workers (`python -m bot worker`) through a Redis broker; the bot keeps the queue.
+    mode: str = setting("local", _one_of("local", "celery"))
+    broker_url: str = setting("redis://localhost:6379/0", _url("redis", "rediss"))
+    # A remote worker whose heartbeat is silent this long is lost: its batch is sent again.
+    worker_timeout_s: float = setting(15.0, _between(3, 600))
+    # The broker hands a task nobody acknowledged to another worker after this long: it
+    # must be longer than any batch runs (Redis's own default is one hour).
+    visibility_timeout_s: float = setting(43200.0, _between(60, 604800))
 
 
 @dataclass(frozen=True)
@@ -179,6 +192,14 @@ class SafetySettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    # The Prometheus endpoint (http://host:port/metrics); 0 = none. The default host only
+    # answers this machine: metrics name models and workers.
+    port: int = setting(0, _port)
+    host: str = setting("127.0.0.1", _not_blank)
+
+
+@dataclass(frozen=True)
 class Settings:
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     image: ImageSettings = field(default_factory=ImageSettings)
@@ -186,6 +207,7 @@ class Settings:
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     safety: SafetySettings = field(default_factory=SafetySettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     # Kept out of repr/str: settings end up in logs and tracebacks; the token must not.
     token: str | None = field(default=None, repr=False)
     source: str = "<defaults>"
@@ -198,6 +220,7 @@ _SECTIONS: dict[str, type] = {
     "executor": ExecutorSettings,
     "storage": StorageSettings,
     "safety": SafetySettings,
+    "metrics": MetricsSettings,
 }
 
 
@@ -353,6 +376,11 @@ def _cross_checks(sections: dict[str, Any]) -> list[str]:
     if story.style and find_style(image.styles, story.style) is None:
         problems.append(f"story.style = {_show(story.style)}: must be one of the image styles "
                         f"({', '.join(s.name for s in image.styles)}) or empty")
+    executor: ExecutorSettings = sections["executor"]
+    if executor.visibility_timeout_s <= executor.step_timeout_s:
+        problems.append(f"executor.visibility_timeout_s = {executor.visibility_timeout_s:g}: "
+                        "must be longer than executor.step_timeout_s "
+                        f"({executor.step_timeout_s:g}), or a slow batch is run twice")
     if story.steps > image.max_steps:
         problems.append(f"story.steps = {story.steps}: must not exceed image.max_steps "
                         f"({image.max_steps})")

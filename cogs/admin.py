@@ -1,4 +1,4 @@
-"""/queue and /cancel: what is waiting and running, and stopping your own jobs.
+"""/queue and /cancel: who renders, what is waiting and running, and stopping your own jobs.
 
 Story operations that wait for their turn on a story (bot/story/pending.py) have no job in
 the executor yet; they are listed after the executor's jobs and can be cancelled too."""
@@ -12,9 +12,11 @@ from discord.ext import commands
 from bot.client import GreenheartBot
 from bot.executor.executor import QueueEntry
 from bot.executor.jobs import ImageParams, JobState, TextParams
+from bot.executor.workers import WorkerInfo, worker_line
 from bot.story.pending import PendingOp
 
 MAX_LISTED = 20
+MAX_WORKERS = 10
 
 
 def summary(entry: QueueEntry, viewer: int) -> str:
@@ -34,6 +36,16 @@ def summary(entry: QueueEntry, viewer: int) -> str:
 def waiting_summary(op: PendingOp, viewer: int) -> str:
     """A story operation waiting for its turn: "waiting · story line · “title” · @member"."""
     return _row("waiting", op.what, op.title, op.user_id, viewer)
+
+
+def workers_section(workers: list[WorkerInfo]) -> list[str]:
+    """Who renders, before the jobs: a member whose job waits sees why."""
+    if not workers:
+        return ["**GPU workers:** none is up; jobs wait until one starts.", ""]
+    shown = [f"• {discord.utils.escape_markdown(worker_line(w))}" for w in workers[:MAX_WORKERS]]
+    if len(workers) > MAX_WORKERS:
+        shown.append(f"• … and {len(workers) - MAX_WORKERS} more")
+    return [f"**GPU workers ({len(workers)}):**", *shown, ""]
 
 
 def _row(place: str, what: str, text: str, user_id: int, viewer: int) -> str:
@@ -56,21 +68,22 @@ class AdminCog(commands.Cog, name="Queue"):
                  for op in self.pending.waiting()]
         return rows
 
-    @app_commands.command(name="queue", description="Show the jobs waiting and running")
+    @app_commands.command(name="queue",
+                          description="Show the jobs waiting and running, and the GPU workers")
     @app_commands.guild_only()
     async def queue(self, interaction: discord.Interaction) -> None:
         entries = self._rows(interaction.user.id)
-        if not entries:
-            await interaction.response.send_message("The queue is empty. 💚", ephemeral=True)
-            return
-        lines = [row for _, _, row in entries[:MAX_LISTED]]
-        if len(entries) > MAX_LISTED:
-            lines.append(f"… and {len(entries) - MAX_LISTED} more")
-        yours = sum(1 for _, owner, _ in entries if owner == interaction.user.id)
-        header = f"**{len(entries)} job(s)**, {yours} of them yours:"
+        if entries:
+            lines = [row for _, _, row in entries[:MAX_LISTED]]
+            if len(entries) > MAX_LISTED:
+                lines.append(f"… and {len(entries) - MAX_LISTED} more")
+            yours = sum(1 for _, owner, _ in entries if owner == interaction.user.id)
+            lines.insert(0, f"**{len(entries)} job(s)**, {yours} of them yours:")
+        else:
+            lines = ["The queue is empty. 💚"]
         await interaction.response.send_message(
-            "\n".join([header, *lines])[:2000], ephemeral=True,
-            allowed_mentions=discord.AllowedMentions.none())
+            "\n".join([*workers_section(self.executor.workers()), *lines])[:2000],
+            ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
 
     @app_commands.command(name="cancel", description="Cancel your queued or running jobs")
     @app_commands.describe(job="Which job (default: all of yours); moderators may pick any")

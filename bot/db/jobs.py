@@ -10,6 +10,7 @@ import errno
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from bot.executor.jobs import (
     ImageResult,
     Job,
     JobKind,
+    JobResult,
     JobState,
     TextParams,
     TextResult,
@@ -66,6 +68,9 @@ class JobRepository:
     def __init__(self, db: aiosqlite.Connection, images_dir: Path) -> None:
         self.db = db
         self.images_dir = images_dir
+        # Told of every result a run produced, before it is written (the composition root
+        # wires the metrics here); GPU time was spent even if its files can't be saved.
+        self.on_result: Callable[[Job, JobResult], None] | None = None
 
     # ----- JobStore ---------------------------------------------------------------------------
 
@@ -93,15 +98,40 @@ class JobRepository:
             await self._set_final(job.id, JobState.FAILED, now, reason=event.reason)
         elif isinstance(event, Cancelled):
             await self._set_final(job.id, JobState.CANCELLED, now, reason="cancelled")
-        elif isinstance(event.result, ImageResult):
-            await self._record_images(job, event.result, now)
         else:
-            await self._record_text(job.id, event.result, now)
+            if self.on_result is not None:
+                try:
+                    self.on_result(job, event.result)
+                except Exception:  # an observer must never keep a result from its record
+                    log.exception("job %s: the result observer failed", job.id)
+            if isinstance(event.result, ImageResult):
+                await self._record_images(job, event.result, now)
+            else:
+                await self._record_text(job.id, event.result, now)
         return await self.get(job.id)
 
     async def job_interrupted(self, job: Job) -> None:
         # A clean shutdown is not a crash: the run doesn't count towards the retry limit.
         await self._move(job.id, JobState.QUEUED, "attempts = MAX(0, attempts - 1)")
+
+    async def job_requeued(self, job: Job) -> None:
+        # Its remote worker was lost mid-run: that run counts (a job that kills its worker
+        # each time is given up after two), unlike a clean stop's.
+        await self._move(job.id, JobState.QUEUED, "attempts = ?", job.attempts)
+
+    async def job_dispatched(self, job: Job, batch_id: str) -> None:
+        """Written before the batch is sent to a remote worker: after a restart, the bot
+        looks for the batch's result (or its worker) under this id instead of sending the
+        job again."""
+        await self.db.execute("UPDATE jobs SET dispatch = ? WHERE id = ?", (batch_id, job.id))
+
+    async def dispatches(self) -> dict[str, str]:
+        """Unfinished jobs' remote batch ids (job id → batch id)."""
+        async with self.db.execute(
+            "SELECT id, dispatch FROM jobs WHERE state IN (?, ?) AND dispatch IS NOT NULL",
+            (JobState.QUEUED.value, JobState.RUNNING.value),
+        ) as cur:
+            return {row["id"]: row["dispatch"] for row in await cur.fetchall()}
 
     async def unfinished_jobs(self) -> list[tuple[Job, JobState]]:
         async with self.db.execute(
@@ -150,13 +180,17 @@ class JobRepository:
         )
         # Rendered only after its images are recorded: a crash in between re-runs it.
         await self._move(job.id, JobState.RENDERED,
-                         "model = ?, sampler = ?, timings = ?, finished_at = ?",
-                         result.model, result.sampler, json.dumps(result.timings), now)
+                         "model = ?, sampler = ?, timings = ?, finished_at = ?, worker = ?,"
+                         " gpu_s = ?",
+                         result.model, result.sampler, json.dumps(result.timings), now,
+                         *_who_and_how_long(result))
 
     async def _record_text(self, job_id: str, result: TextResult, now: float) -> None:
         await self._move(job_id, JobState.RENDERED,
-                         "model = ?, timings = ?, result_text = ?, finished_at = ?",
-                         result.model, json.dumps(result.timings), result.text, now)
+                         "model = ?, timings = ?, result_text = ?, finished_at = ?,"
+                         " worker = ?, gpu_s = ?",
+                         result.model, json.dumps(result.timings), result.text, now,
+                         *_who_and_how_long(result))
 
     # ----- delivery ---------------------------------------------------------------------------
 
@@ -220,6 +254,12 @@ class JobRepository:
             paths = [Path(row["path"]) for row in await cur.fetchall()]
         await self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         await asyncio.to_thread(_remove_files, paths)
+
+
+def _who_and_how_long(result: JobResult) -> tuple[str | None, float | None]:
+    """The worker and GPU seconds columns: NULL where a result does not say (usage then
+    falls back to the run's wall time)."""
+    return result.worker or None, result.timings.get("gpu_s")
 
 
 def _origin_json(job: Job) -> str:

@@ -109,6 +109,14 @@ MIGRATIONS: list[str] = [
         expired_at REAL NOT NULL
     );
     """,
+    """
+    -- worker: who ran the job ("local" or a remote worker's name); gpu_s: its share of its
+    -- batch's render seconds (by images); dispatch: the remote batch it was last sent in.
+    ALTER TABLE jobs ADD COLUMN worker TEXT;
+    ALTER TABLE jobs ADD COLUMN gpu_s REAL;
+    ALTER TABLE jobs ADD COLUMN dispatch TEXT;
+    CREATE INDEX jobs_by_finish ON jobs(finished_at);
+    """,
 ]
 
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
+import socket
 import threading
 import time
 from collections import deque
@@ -45,6 +47,7 @@ from bot.executor.jobs import (
     Started,
 )
 from bot.executor.previews import PreviewBudget, PreviewCost
+from bot.executor.workers import WorkerInfo
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -69,6 +72,9 @@ log = logging.getLogger(__name__)
 INTERRUPT_WAIT_S = 30.0
 # How long a batch waits for the store to record it as running before it runs anyway.
 RECORD_WAIT_S = 10.0
+
+# What results rendered in this process say ran them (remote workers give their names).
+LOCAL_WORKER = "local"
 
 PreviewFn = Callable[[], "Image | None"]
 T = TypeVar("T")
@@ -207,6 +213,8 @@ class Executor:
         self._solo: set[str] = set()  # jobs that must run alone after a failed batch
         self._handles: dict[str, JobHandle] = {}
         self._seconds_per_unit: float | None = None
+        self._images_per_s: float | None = None  # pictures per second, for /queue
+        self._batches = 0  # batches run since start
         # What decoding a preview takes: learned on the worker, kept across runs.
         self._preview_cost = PreviewCost()
         self._run_started = 0.0
@@ -230,11 +238,14 @@ class Executor:
     # ----- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._writer = asyncio.create_task(self._write_store(), name="executor-store")
+        self._start_store_writer()
         self._watchdog = asyncio.create_task(self._watch(), name="executor-watchdog")
         self._thread = threading.Thread(target=self._work, name="gpu-worker", daemon=True)
         self._thread.start()
+
+    def _start_store_writer(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._writer = asyncio.create_task(self._write_store(), name="executor-store")
 
     async def drain(self, grace_s: float | None = None) -> bool:
         """A clean stop's first half: accept no more work, start no new batch, and give the
@@ -401,27 +412,38 @@ class Executor:
         then failed. Returns handles for all of them (failed ones already hold Failed)."""
         if not self.store:
             return []
-        handles = []
-        for job, state in await self.store.unfinished_jobs():
-            handle = JobHandle(job)
-            with self._lock:
-                self._handles[job.id] = handle
-                if state is JobState.RUNNING and job.attempts >= 2:
-                    failed = True
-                else:
-                    if state is JobState.RUNNING:
-                        # It was running when the process died, maybe because of it: it runs
-                        # alone, so a poison job cannot take batch-mates down with it again.
-                        self._solo.add(job.id)
-                    self._queue.push(job)
-                    failed = False
-                self._wakeup.notify()
-            if failed:
-                self._deliver(job.id, Failed(
-                    "The bot restarted twice while this job was running, so it was given up."))
-            handles.append(handle)
+        handles = [self._restore_job(job, state)
+                   for job, state in await self.store.unfinished_jobs()]
         self._announce_positions()
         return handles
+
+    def _restore_job(self, job: Job, state: JobState) -> JobHandle:
+        """Queue one unfinished job again (or fail it: see `restore`)."""
+        handle = JobHandle(job)
+        with self._lock:
+            self._handles[job.id] = handle
+            if state is JobState.RUNNING and job.attempts >= 2:
+                failed = True
+            else:
+                if state is JobState.RUNNING:
+                    # It was running when the process died, maybe because of it: it runs
+                    # alone, so a poison job cannot take batch-mates down with it again.
+                    self._solo.add(job.id)
+                self._queue.push(job)
+                failed = False
+            self._wakeup.notify()
+        if failed:
+            self._deliver(job.id, Failed(
+                "The bot restarted twice while this job was running, so it was given up."))
+        return handle
+
+    def workers(self) -> list[WorkerInfo]:
+        """Who renders: here, the one in-process worker."""
+        with self._lock:
+            busy = bool(self._running)
+        return [WorkerInfo(name=LOCAL_WORKER, host=socket.gethostname(),
+                           models=tuple(getattr(self.runner, "model_names", ())), busy=busy,
+                           images_per_s=self._images_per_s, batches=self._batches)]
 
     # ----- events, on the loop ----------------------------------------------------------------
 
@@ -437,9 +459,9 @@ class Executor:
             return
         job = handle.job
         if isinstance(event, Queued):
-            if handle.position == event.position:
+            if (handle.position, handle.note) == (event.position, event.note):
                 return
-            handle.position = event.position
+            handle.position, handle.note = event.position, event.note
         elif isinstance(event, Started):
             handle.state = JobState.RUNNING
             self._store(self.store.job_started(job) if self.store else None)
@@ -458,13 +480,29 @@ class Executor:
         with self._lock:
             order = list(self._queue.ordered())
             rate = self._seconds_per_unit
-            ahead = max(0.0, self._running_units * (rate or 0) -
-                        (time.monotonic() - self._run_started)) if self._running else 0.0
+            ahead = self._work_ahead_s(rate or 0.0)
+        lanes = max(1, self._lanes())
         for position, job in enumerate(order, start=1):
-            eta = None if rate is None else ahead
-            self._deliver(job.id, Queued(position, eta))
+            note = self._waiting_note(job)
+            eta = None if rate is None or note else ahead / lanes
+            self._deliver(job.id, Queued(position, eta, note))
             if rate is not None:
                 ahead += job.work_units * rate
+
+    def _work_ahead_s(self, rate: float) -> float:
+        """Seconds of running work left before the queue's first job can start (under the
+        lock). Local: what remains of the one running batch."""
+        if not self._running:
+            return 0.0
+        return max(0.0, self._running_units * rate - (time.monotonic() - self._run_started))
+
+    def _lanes(self) -> int:
+        """How many batches run side by side (remote workers); ETAs are divided by it."""
+        return 1
+
+    def _waiting_note(self, job: Job) -> str | None:
+        """Why `job` cannot start at all for now (shown instead of an ETA); None locally."""
+        return None
 
     @staticmethod
     async def _record_final(handle: JobHandle, write: Awaitable[object]) -> None:
@@ -622,40 +660,57 @@ class Executor:
         try:
             outcomes = self.runner.run(batch, self._context())
         except Exception as exc:
-            oom = isinstance(exc, OutOfMemory)
-            # A smaller batch only helps a run of more than one image.
-            images = sum(self.runner.batch_size(j) for j in batch)
-            if (oom and self.batch_limit > 1 and images > 1) or (not oom and len(batch) > 1):
-                # One bad job must not fail the others: run each alone; after running out of
-                # memory, in smaller batches (the runner splits big jobs to the limit too).
-                if oom:
-                    self.batch_limit = max(1, self.batch_limit // 2)
-                    self._full_batches = 0
-                    log.warning("out of memory with a batch of %d; batch limit now %d",
-                                len(batch), self.batch_limit)
-                else:
-                    log.warning("batch of %d failed (%s); retrying each alone", len(batch), exc)
-                with self._wakeup:
-                    for job in reversed(batch):
-                        job.attempts -= 1
-                        self._running.pop(job.id, None)
-                        if job.id in self._finished:  # cancelled meanwhile
-                            self._finished.discard(job.id)
-                            self._cancelled.discard(job.id)
-                            continue
-                        self._solo.add(job.id)
-                        self._queue.push_front(job)
-                return None
-            log.exception("job %s failed", batch[0].id)
-            outcomes = [exc]
+            return self._after_batch_error(batch, exc)
+        return self._after_batch(batch, outcomes, time.monotonic() - started)
+
+    def _after_batch_error(
+        self, batch: list[Job], exc: Exception
+    ) -> list[JobResult | Exception] | None:
+        """A batch raised: put its jobs back to run alone (or in smaller batches after an
+        out-of-memory error) and return None, or fail a lone job (its one outcome)."""
+        oom = isinstance(exc, OutOfMemory)
+        # A smaller batch only helps a run of more than one image.
+        images = sum(self.runner.batch_size(j) for j in batch)
+        if (oom and self.batch_limit > 1 and images > 1) or (not oom and len(batch) > 1):
+            # One bad job must not fail the others: run each alone; after running out of
+            # memory, in smaller batches (the runner splits big jobs to the limit too).
+            if oom:
+                self.batch_limit = max(1, self.batch_limit // 2)
+                self._full_batches = 0
+                log.warning("out of memory with a batch of %d; batch limit now %d",
+                            len(batch), self.batch_limit)
+            else:
+                log.warning("batch of %d failed (%s); retrying each alone", len(batch), exc)
+            with self._wakeup:
+                for job in reversed(batch):
+                    job.attempts -= 1
+                    self._running.pop(job.id, None)
+                    if job.id in self._finished:  # cancelled meanwhile
+                        self._finished.discard(job.id)
+                        self._cancelled.discard(job.id)
+                        continue
+                    self._solo.add(job.id)
+                    self._queue.push_front(job)
+            return None
+        log.error("job %s failed", batch[0].id, exc_info=exc)
+        return self._after_batch(batch, [exc], None)
+
+    def _after_batch(
+        self, batch: list[Job], outcomes: list[JobResult | Exception], seconds: float | None,
+        worker: str = LOCAL_WORKER,
+    ) -> list[JobResult | Exception]:
+        """A batch ran (in `seconds`, None when it raised): learn its speed, maybe regrow the
+        batch limit, and label each result with who ran it and its share of the time."""
         if len(outcomes) != len(batch):
             outcomes = [RuntimeError("the runner returned the wrong number of results")] * len(
                 batch)
-        self._learn_speed(batch, time.monotonic() - started)
+        if seconds is None:
+            return outcomes
+        self._learn_speed(batch, seconds)
         if all(j.kind is JobKind.IMAGE for j in batch) and not any(
                 isinstance(o, Exception) for o in outcomes):
             self._regrow_after(sum(self.runner.batch_size(j) for j in batch))
-        return outcomes
+        return attribute(batch, outcomes, seconds, self.runner.batch_size, worker)
 
     def _regrow_after(self, images: int) -> None:
         """Worker thread: an out-of-memory halving is not for good. Full batches that run
@@ -675,6 +730,11 @@ class Executor:
         with self._lock:
             previous = self._seconds_per_unit
             self._seconds_per_unit = rate if previous is None else 0.7 * previous + 0.3 * rate
+            self._batches += 1
+            if all(j.kind is JobKind.IMAGE for j in batch) and seconds > 0:
+                speed = sum(self.runner.batch_size(j) for j in batch) / seconds
+                known = self._images_per_s
+                self._images_per_s = speed if known is None else 0.7 * known + 0.3 * speed
 
     def _finish_batch(
         self, batch: list[Job], outcomes: list[JobResult | Exception] | None
@@ -695,7 +755,7 @@ class Executor:
                     interrupted.append(job)
                     continue
                 if isinstance(outcome, Exception):
-                    events.append((job.id, Failed(_describe(outcome))))
+                    events.append((job.id, Failed(describe_failure(outcome))))
                 else:
                     events.append((job.id, Done(outcome)))
         for job_id, event in events:
@@ -706,7 +766,25 @@ class Executor:
                 self._loop.call_soon_threadsafe(self._store, self.store.job_interrupted(job))
 
 
-def _describe(exc: Exception) -> str:
+def attribute(
+    batch: Sequence[Job], outcomes: list[JobResult | Exception], seconds: float,
+    size: Callable[[Job], int], worker: str,
+) -> list[JobResult | Exception]:
+    """Each result with `worker` and its share of the batch's seconds (`timings["gpu_s"]`,
+    split by images): what /stats and the metrics count as the job's GPU time."""
+    total = sum(size(j) for j in batch) or 1
+    labelled: list[JobResult | Exception] = []
+    for job, outcome in zip(batch, outcomes, strict=True):
+        if not isinstance(outcome, Exception):
+            timings = {**outcome.timings, "gpu_s": seconds * size(job) / total}
+            outcome = dataclasses.replace(outcome, timings=timings,
+                                          worker=outcome.worker or worker)
+        labelled.append(outcome)
+    return labelled
+
+
+def describe_failure(exc: Exception) -> str:
+    """What members are told of a failed job."""
     if isinstance(exc, OutOfMemory):
         return ("The GPU ran out of memory for this job. Try fewer images, a smaller size, "
                 "or ask the host to enable attention slicing / CPU offload.")

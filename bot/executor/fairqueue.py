@@ -51,14 +51,17 @@ class FairQueue:
                     yield q[k]
 
     def pop_batch(
-        self, key: Callable[[Job], Hashable | None], size: Callable[[Job], int], limit: int
+        self, key: Callable[[Job], Hashable | None], size: Callable[[Job], int], limit: int,
+        eligible: Callable[[Job], bool] | None = None,
     ) -> list[Job]:
         """The next job in fair order plus later compatible jobs, up to `limit` total size.
 
         A user's jobs are only taken in their own order: once one of a user's jobs is skipped
-        as incompatible, that user's later jobs are skipped too.
+        as incompatible, that user's later jobs are skipped too. `eligible` leaves out jobs
+        that cannot run here at all (a remote worker without their model): they keep their
+        place for a worker that has it.
         """
-        order = list(self.ordered())
+        order = [j for j in self.ordered() if eligible is None or eligible(j)]
         if not order:
             return []
         first = order[0]

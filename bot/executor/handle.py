@@ -24,6 +24,7 @@ class JobHandle:
         self.job = job
         self.state = JobState.QUEUED  # kept by the executor as events are delivered
         self.position: int | None = None  # the last announced place in the queue
+        self.note: str | None = None  # the last announced reason it cannot start yet
         self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
         self._final: asyncio.Future[JobEvent] = asyncio.get_running_loop().create_future()
         # Set once the store has recorded the final state (images written, for image jobs).

@@ -224,6 +224,7 @@ class ImageResult:
     timings: dict[str, float]
     model: str
     sampler: str  # AUTOMATIC1111's name for the scheduler, for PNG metadata
+    worker: str = ""  # who rendered it: "local", or a remote worker's name
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,7 @@ class TextResult:
     text: str
     timings: dict[str, float]
     model: str
+    worker: str = ""  # who wrote it: "local", or a remote worker's name
 
 
 JobResult = ImageResult | TextResult
@@ -243,6 +245,8 @@ JobResult = ImageResult | TextResult
 class Queued:
     position: int  # 1 = next to run
     eta_s: float | None  # seconds until it starts, when there is enough history to guess
+    # Why it cannot start at all for now, for the member (e.g. no GPU worker is up).
+    note: str | None = None
 
 
 @dataclass(frozen=True)

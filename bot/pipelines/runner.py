@@ -72,6 +72,11 @@ class ModelRunner:
         return self._text
 
     @property
+    def model_names(self) -> tuple[str, str]:
+        """The image and story models it serves, as configured (hub ids or folders)."""
+        return (self.image_options.model, self.text_options.model)
+
+    @property
     def native_size(self) -> int:
         """The image model's own side in pixels (loads the model if needed)."""
         return self.image_engine.default_size

@@ -53,7 +53,8 @@ def progress_bar(step: int, total: int, width: int = 12) -> str:
 
 
 def queued_text(what: str, event: Queued) -> str:
-    return f"⏳ {what}\nQueued **#{event.position}** · {format_eta(event.eta_s)}"
+    when = event.note if event.note else format_eta(event.eta_s)
+    return f"⏳ {what}\nQueued **#{event.position}** · {when}"
 
 
 def progress_text(what: str, event: Progress, started: float) -> str:

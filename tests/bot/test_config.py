@@ -25,6 +25,7 @@ def test_shipped_config_loads_and_matches_defaults() -> None:
     assert settings.image == defaults.image
     assert settings.story == defaults.story
     assert settings.executor == defaults.executor
+    assert settings.metrics == defaults.metrics
     assert settings.token == "secret"
     assert settings.storage.database == ROOT / "data/greenheart.sqlite3"
     assert [s.name for s in settings.image.styles][:3] == ["painting", "pencil drawing",
@@ -64,6 +65,19 @@ def test_max_sweep_and_keep_days_defaults_and_ranges() -> None:
     assert settings_from_mapping({"storage": {"keep_days": 0}}).storage.keep_days == 0
     assert problems_of({"image": {"max_sweep": 26}, "storage": {"keep_days": -1}}) == [
         "image.max_sweep = 26: must be 1-25", "storage.keep_days = -1: must be 0-36500"]
+
+
+def test_metrics_are_off_by_default_and_the_port_is_checked() -> None:
+    defaults = settings_from_mapping({}).metrics
+    assert (defaults.port, defaults.host) == (0, "127.0.0.1")
+    on = settings_from_mapping({"metrics": {"port": 9464, "host": "0.0.0.0"}}).metrics
+    assert (on.port, on.host) == (9464, "0.0.0.0")
+    assert problems_of({"metrics": {"port": 70000, "host": " "}}) == [
+        "metrics.port = 70000: must be 1-65535, or 0 for no endpoint",
+        'metrics.host = " ": must not be empty']
+    assert problems_of({"metrics": {"port": "9464", "path": "/m"}}) == [
+        'metrics.port = "9464": must be an integer',
+        "metrics.path: unknown key; known keys: port, host"]
 
 
 def test_token_in_file_is_refused() -> None:
@@ -139,3 +153,21 @@ def test_repr_and_str_never_show_the_token() -> None:
     assert all(f"{f.name}=" in text for f in dataclasses.fields(settings) if f.name != "token")
     assert "model='stable-diffusion-v1-5/stable-diffusion-v1-5'" in text
     assert "source='<config>'" in text
+
+
+def test_celery_mode_is_opt_in_and_its_keys_are_checked() -> None:
+    executor = settings_from_mapping({}).executor
+    assert executor.mode == "local" and executor.broker_url.startswith("redis://")
+    with pytest.raises(ConfigError) as err:
+        settings_from_mapping({"executor": {"mode": "remote", "broker_url": "amqp://x",
+                                            "worker_timeout_s": 1}})
+    text = str(err.value)
+    assert 'executor.mode = "remote": must be one of: local, celery' in text
+    assert "executor.broker_url" in text and "redis://" in text
+    assert "executor.worker_timeout_s = 1" in text
+    with pytest.raises(ConfigError, match="visibility_timeout_s = 100: must be longer than "
+                                          r"executor.step_timeout_s \(300\)"):
+        settings_from_mapping({"executor": {"visibility_timeout_s": 100}})
+    ok = settings_from_mapping({"executor": {"mode": "celery",
+                                             "broker_url": "rediss://:pw@host:6380/1"}})
+    assert ok.executor.mode == "celery"

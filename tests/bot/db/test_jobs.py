@@ -311,6 +311,53 @@ async def test_done_with_text(repo: JobRepository, db: aiosqlite.Connection,
     assert files_in(images_dir) is None
 
 
+async def worker_and_gpu_s(db: aiosqlite.Connection, job_id: str) -> tuple[object, object]:
+    async with db.execute("SELECT worker, gpu_s FROM jobs WHERE id = ?", (job_id,)) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    return row["worker"], row["gpu_s"]
+
+
+async def test_results_store_who_ran_them_and_their_gpu_seconds(
+    repo: JobRepository, db: aiosqlite.Connection,
+) -> None:
+    seen: list[tuple[str, str]] = []
+    repo.on_result = lambda job, result: seen.append((job.id, result.model))
+    picture = make_job(image_params())
+    await repo.job_accepted(picture)
+    result = image_result()
+    await repo.job_finished(picture, Done(ImageResult(
+        result.images, {**result.timings, "gpu_s": 1.5}, result.model, result.sampler,
+        worker="gpu-box-2")))
+    assert await worker_and_gpu_s(db, picture.id) == ("gpu-box-2", 1.5)
+    line = make_job(text_params())
+    await repo.job_accepted(line)
+    await repo.job_finished(line, Done(TextResult("x", {"gpu_s": 0.25}, "tiny-gpt",
+                                                  worker="local")))
+    assert await worker_and_gpu_s(db, line.id) == ("local", 0.25)
+    # A result that does not say (a runner outside the executor) leaves both NULL.
+    silent = make_job(text_params())
+    await repo.job_accepted(silent)
+    await repo.job_finished(silent, Done(TextResult("x", {}, "tiny-gpt")))
+    assert await worker_and_gpu_s(db, silent.id) == (None, None)
+    assert seen == [(picture.id, "tiny-sd"), (line.id, "tiny-gpt"), (silent.id, "tiny-gpt")]
+
+
+async def test_a_failing_result_observer_does_not_keep_the_result_from_its_record(
+    repo: JobRepository, caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(job: Job, result: object) -> None:
+        raise RuntimeError("observer bug")
+
+    repo.on_result = broken
+    job = make_job(text_params())
+    await repo.job_accepted(job)
+    await repo.job_finished(job, Done(TextResult("kept", {}, "tiny-gpt")))
+    rec = await record(repo, job.id)
+    assert (rec.state, rec.result_text) == (JobState.RENDERED, "kept")
+    assert "the result observer failed" in caplog.text
+
+
 async def test_failed(repo: JobRepository) -> None:
     job = make_job(image_params(), attempts=1)
     await repo.job_accepted(job)

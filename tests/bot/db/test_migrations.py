@@ -56,8 +56,8 @@ async def test_empty_database_is_version_0(db: aiosqlite.Connection) -> None:
 
 
 async def test_from_empty_to_latest(db: aiosqlite.Connection) -> None:
-    assert await migrate(db) == len(MIGRATIONS) == 4
-    assert await schema_version(db) == 4
+    assert await migrate(db) == len(MIGRATIONS) == 5
+    assert await schema_version(db) == 5
     assert await tables(db) == {"jobs", "images", "kv", "stories", "story_lines",
                                 "expired_jobs"}
     assert not db.in_transaction

@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,31 +19,7 @@ from testkit.discord_double import DiscordDouble
 from testkit.discord_double.seeding import SeededWorld, seeded_world
 from testkit.harness import BotHarness, harness_settings
 from testkit.imagine import imagine, is_result
-
-
-class SlowGpuRunner(ModelRunner):
-    """The real runner and tiny model, with each denoising step taking longer, as on a real
-    GPU with a real model: long enough to see queues, progress and previews."""
-
-    step_delay = 0.12
-
-    @staticmethod
-    def _step_reporter(jobs: Sequence[Job], owners: list[int], ctx: RunContext, chunk: int,
-                       chunks: int) -> Callable[..., None]:
-        report = ModelRunner._step_reporter(jobs, owners, ctx, chunk, chunks)
-
-        def slow(step: int, total: int, previews: Callable[[], Any]) -> None:
-            time.sleep(SlowGpuRunner.step_delay)
-            report(step, total, previews)
-
-        return slow
-
-
-def slow_runner(settings: Settings) -> ModelRunner:
-    from bot.app import build_runner
-
-    base = build_runner(settings)
-    return SlowGpuRunner(base.image_options, base.text_options, blocked_term=base.blocked_term)
+from testkit.slow_runner import slow_runner
 
 
 async def start_harness(double: DiscordDouble, world: SeededWorld, tiny: TinyModelPaths,
