@@ -41,6 +41,7 @@ class SeenWorker:
     busy_with: str  # the batch it runs, or ""
     native_size: int  # its image model's own side in pixels (0: not known)
     seconds_per_unit: float | None  # its measured speed, for ETAs
+    incarnation: str  # new at each start of the worker
 
 
 def parse_worker(data: dict[str, str]) -> SeenWorker:
@@ -55,7 +56,7 @@ def parse_worker(data: dict[str, str]) -> SeenWorker:
         batches=int(data.get("batches", "0") or 0))
     return SeenWorker(info, tuple(json.loads(data.get("queues", "[]"))),
                       data.get("busy", ""), int(number("native_size") or 0),
-                      number("seconds_per_unit"))
+                      number("seconds_per_unit"), data.get("incarnation", ""))
 
 
 class Broker:

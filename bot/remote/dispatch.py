@@ -74,6 +74,7 @@ class InFlight:
     jobs: list[Job]
     sent_at: float = field(default_factory=time.monotonic)
     worker: str | None = None  # who claimed it
+    incarnation: str = ""  # which start of that worker
     started: bool = False  # its attempt is counted (claimed in this run, or before a restart)
     announced: bool = False  # its jobs were told they started
     resend: bool = False  # adopted after a restart while unclaimed: send its task again
@@ -163,8 +164,8 @@ class RemoteExecutor(Executor):
         self._drain_now.set()
 
     async def stop(self) -> None:
-        with self._lock:
-            self._stopping = True
+        # The dispatcher first: a result it takes from now on would be recorded as
+        # interrupted (the base class's stop), while in Redis it waits for the next start.
         for task in (*self._background, *self._spawned):
             task.cancel()
         await asyncio.gather(*self._background, *self._spawned, return_exceptions=True)
@@ -263,7 +264,7 @@ class RemoteExecutor(Executor):
                 await self.broker.send(task)
             except BrokerDown:
                 self._inflight.pop(flight.id, None)
-                self._put_back(jobs, counted=False)
+                self._put_back(jobs, started=False)
                 raise
             log.info("sent batch %s (%d job(s)) to %s", flight.id, len(jobs), queue)
 
@@ -279,10 +280,8 @@ class RemoteExecutor(Executor):
         picks = []
         with self._lock:
             for worker in free:
-                queues = worker.queues
-                batch = self._queue.pop_batch(
-                    self._batch_key, self.runner.batch_size, self.batch_limit,
-                    eligible=lambda j, queues=queues: self._queue_of(j) in queues)  # type: ignore[misc]
+                batch = self._queue.pop_batch(self._batch_key, self.runner.batch_size,
+                                              self.batch_limit, self._served_by(worker))
                 if not batch:
                     continue
                 for job in batch:
@@ -291,7 +290,8 @@ class RemoteExecutor(Executor):
         return picks
 
     async def _check_flights(self) -> None:
-        alive = {w.info.name for w in self._seen}
+        # A claimer is alive while the same start of it beats (see keys.SUPERSEDE).
+        alive = {(w.info.name, w.incarnation) for w in self._seen}
         for flight in list(self._inflight.values()):
             state, raw = await self.broker.batch_state(flight.id)
             if raw is not None:
@@ -299,11 +299,12 @@ class RemoteExecutor(Executor):
                 continue
             if state.get("status") == "claimed":
                 flight.worker = state.get("worker")
+                flight.incarnation = state.get("incarnation", "")
                 if not flight.announced:
                     self._mark_started(flight)
             if not state:
                 verdict = await self.broker.supersede(flight.id, force=True)
-            elif flight.worker is not None and flight.worker not in alive:
+            elif flight.worker is not None and (flight.worker, flight.incarnation) not in alive:
                 verdict = await self.broker.supersede(flight.id, force=False)
             elif flight.worker is None and flight.resend:
                 flight.resend = False
@@ -316,9 +317,11 @@ class RemoteExecutor(Executor):
                 verdict = await self.broker.supersede(flight.id, force=True)
             else:
                 continue
-            if verdict in ("gone", "superseded"):
+            if verdict == "superseded":
                 self._lost(flight, f"its worker {flight.worker} was lost" if flight.worker
-                           else "the broker lost it")
+                           else "no worker took it", counted=True)
+            elif verdict == "gone":  # Redis lost it (a restart): not the jobs' fault
+                self._lost(flight, "the broker lost it", counted=False)
             elif verdict == "result":
                 self._kick.set()  # there after all: taken next tick
 
@@ -394,20 +397,22 @@ class RemoteExecutor(Executor):
         if elsewhere:
             self._spawn(self.broker.cancel(elsewhere), "stop a duplicate batch")
 
-    def _lost(self, flight: InFlight, why: str) -> None:
-        """The batch will not come back: its jobs queue again (alone, and with the attempt
-        counted, when it had started), or fail after their second lost run."""
+    def _lost(self, flight: InFlight, why: str, *, counted: bool) -> None:
+        """The batch will not come back: its jobs queue again, or fail after their second
+        lost run. `counted`: a run that started counts (its worker died on it: it runs alone
+        next, as it may be what killed the worker); one the broker lost does not."""
         self._inflight.pop(flight.id, None)
         log.warning("batch %s was lost (%s); its jobs queue again", flight.id, why)
-        failed = self._put_back(flight.jobs, counted=flight.started)
+        failed = self._put_back(flight.jobs, started=flight.started, counted=counted)
         for job in failed:
             self._deliver(job.id, Failed(LOST_TWICE))
 
-    def _put_back(self, jobs: list[Job], *, counted: bool) -> list[Job]:
+    def _put_back(self, jobs: list[Job], *, started: bool, counted: bool = True) -> list[Job]:
         """Jobs taken for a batch that did not run to the end: back to the head of the
-        queue. Returns those that have had their last chance."""
+        queue (and to queued in the store, where they had started). Returns those that have
+        had their last chance."""
         failed: list[Job] = []
-        requeued: list[Job] = []
+        stored: list[tuple[Job, bool]] = []
         with self._wakeup:
             for job in reversed(jobs):
                 self._running.pop(job.id, None)
@@ -415,15 +420,20 @@ class RemoteExecutor(Executor):
                     self._finished.discard(job.id)  # cancelled (or settled) meanwhile
                     self._cancelled.discard(job.id)
                     continue
-                if counted and job.attempts >= 2:
-                    failed.append(job)
-                    continue
-                if counted:
-                    self._solo.add(job.id)  # it may be what killed the worker
-                    requeued.append(job)
+                if started and counted:
+                    if job.attempts >= 2:
+                        failed.append(job)
+                        continue
+                    self._solo.add(job.id)
                 self._queue.push_front(job)
-        for job in requeued:
-            self._store(self.repository.job_requeued(job))
+                if started:
+                    stored.append((job, counted))
+        for job, counts in stored:
+            if counts:
+                self._store(self.repository.job_requeued(job))
+            else:  # `job_interrupted` takes the attempt back in the store, too
+                job.attempts = max(0, job.attempts - 1)
+                self._store(self.repository.job_interrupted(job))
         return failed
 
     async def _forget(self, batch_id: str) -> None:
@@ -460,6 +470,9 @@ class RemoteExecutor(Executor):
                                            image_from_b64(preview) if preview else None))
 
     # ----- helpers ----------------------------------------------------------------------------
+
+    def _served_by(self, worker: SeenWorker) -> Callable[[Job], bool]:
+        return lambda job: self._queue_of(job) in worker.queues
 
     def _queue_of(self, job: Job) -> str:
         return queue_for(job.kind, self._models[job.kind])

@@ -3,7 +3,7 @@
 Celery carries the tasks (one per batch); these keys carry everything Celery does not:
 
 - `greenheart:worker:NAME`: a worker's heartbeat (a hash that expires when it stops beating):
-  what it serves, whether it is busy, how fast it is.
+  what it serves, whether it is busy, how fast it is, and its incarnation (new each start).
 - `greenheart:batch:ID`: the batch the bot sent: "dispatched", then "claimed" by the worker
   that runs it. The bot deletes it once it has the result, or when it gives the batch up
   ("supersedes" it, and sends its jobs again under a new id).
@@ -49,8 +49,9 @@ def result_key(batch_id: str) -> str:
 
 
 # A worker's claim on a batch it received. KEYS: batch, the worker's heartbeat.
-# ARGV: worker name, heartbeat key prefix, now. Atomic: no other claim or supersede can come
-# between the check and the write.
+# ARGV: worker name, heartbeat key prefix, now, batch id, the worker's incarnation (a token
+# new at each start: a worker restarted under its name is not the one that claimed before).
+# Atomic: no other claim or supersede can come between the check and the write.
 #   gone  - the bot gave this batch up (or already has its result): drop the task
 #   taken - another live worker runs it: drop this copy
 #   ok    - run it (also for our own earlier claim: this worker restarted under its name)
@@ -59,15 +60,19 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
 local status = redis.call('HGET', KEYS[1], 'status')
 local owner = redis.call('HGET', KEYS[1], 'worker')
 if status == 'claimed' and owner and owner ~= ARGV[1] then
-  if redis.call('EXISTS', ARGV[2] .. owner) == 1 then return 'taken' end
+  local life = redis.call('HGET', ARGV[2] .. owner, 'incarnation')
+  if life and life == redis.call('HGET', KEYS[1], 'incarnation') then return 'taken' end
 end
-redis.call('HSET', KEYS[1], 'status', 'claimed', 'worker', ARGV[1], 'claimed_at', ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'claimed', 'worker', ARGV[1], 'claimed_at', ARGV[3],
+           'incarnation', ARGV[5])
 redis.call('HSET', KEYS[2], 'busy', ARGV[4])
 return 'ok'
 """
 
 # The bot giving a batch up. KEYS: batch, result. ARGV: heartbeat key prefix, force ("1":
 # give it up even though no worker has claimed it yet: it waited past the visibility timeout).
+# Its claimer is alive only while the same incarnation beats: a worker that was killed and
+# restarted by its supervisor within the heartbeat timeout is not running the batch.
 #   result     - its result is there after all: take that instead
 #   gone       - there is no such batch (Redis lost it, or it was given up before)
 #   alive      - its claimer is alive: keep waiting
@@ -79,7 +84,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'claimed' then
   local owner = redis.call('HGET', KEYS[1], 'worker')
-  if owner and redis.call('EXISTS', ARGV[1] .. owner) == 1 then return 'alive' end
+  local life = owner and redis.call('HGET', ARGV[1] .. owner, 'incarnation')
+  if life and life == redis.call('HGET', KEYS[1], 'incarnation') then return 'alive' end
 elseif ARGV[2] ~= '1' then
   return 'queued'
 end

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import socket
 import tempfile
 import threading
@@ -77,6 +78,7 @@ class WorkerNode:
         self.queues = (queue_for(JobKind.IMAGE, settings.image.model),
                        queue_for(JobKind.TEXT, settings.story.model))
         self.native_size = 0
+        self.incarnation = secrets.token_hex(8)  # this start of the worker, not its name
         self._claim = client.register_script(keys.CLAIM)
         self._lock = threading.Lock()
         self._cancelled: set[str] = set()
@@ -123,7 +125,8 @@ class WorkerNode:
         task = BatchTask.from_json(payload)
         verdict = self._until_redis(lambda: self._claim(
             keys=[keys.batch_key(task.batch_id), keys.worker_key(self.name)],
-            args=[self.name, keys.WORKER_PREFIX, str(time.time()), task.batch_id]))
+            args=[self.name, keys.WORKER_PREFIX, str(time.time()), task.batch_id,
+                  self.incarnation]))
         if verdict != "ok":
             log.info("batch %s: %s; dropping this copy", task.batch_id,
                      "given up by the bot" if verdict == "gone" else "another worker runs it")
@@ -244,6 +247,7 @@ class WorkerNode:
             "images_per_s": "" if ips is None else f"{ips:.4f}",
             "seconds_per_unit": "" if spu is None else f"{spu:.6f}",
             "batches": str(batches), "native_size": str(self.native_size),
+            "incarnation": self.incarnation,
         }
 
     def beat_once(self) -> None:

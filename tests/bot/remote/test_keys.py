@@ -12,10 +12,15 @@ def scripts(client: redis.Redis) -> tuple[object, object]:
     return client.register_script(keys.CLAIM), client.register_script(keys.SUPERSEDE)
 
 
-def claim(client: redis.Redis, batch: str, worker: str) -> str:
+def claim(client: redis.Redis, batch: str, worker: str, life: str = "") -> str:
     script, _ = scripts(client)
     return str(script(keys=[keys.batch_key(batch), keys.worker_key(worker)],  # type: ignore[operator]
-                      args=[worker, keys.WORKER_PREFIX, "1.0", batch]))
+                      args=[worker, keys.WORKER_PREFIX, "1.0", batch, life or f"{worker}-1"]))
+
+
+def beat(client: redis.Redis, worker: str, life: str = "") -> None:
+    client.hset(keys.worker_key(worker), mapping={"name": worker,
+                                                  "incarnation": life or f"{worker}-1"})
 
 
 def supersede(client: redis.Redis, batch: str, force: bool = False) -> str:
@@ -32,7 +37,7 @@ def test_claims(redis_server: RedisServer) -> None:
     r = redis_server.client()
     assert claim(r, "b1", "w1") == "gone"  # the bot gave it up (or never sent it)
     dispatched(r, "b1")
-    r.hset(keys.worker_key("w1"), "name", "w1")
+    beat(r, "w1")
     assert claim(r, "b1", "w1") == "ok"
     assert r.hgetall(keys.batch_key("b1"))["worker"] == "w1"
     assert r.hget(keys.worker_key("w1"), "busy") == "b1"
@@ -55,11 +60,20 @@ def test_supersede_verdicts(redis_server: RedisServer) -> None:
     assert claim(r, "b1", "w1") == "gone", "a late copy finds it given up"
 
     dispatched(r, "b2")
-    r.hset(keys.worker_key("w1"), "name", "w1")
+    beat(r, "w1")
     assert claim(r, "b2", "w1") == "ok"
     assert supersede(r, "b2", force=True) == "alive", "never while its claimer lives"
-    r.delete(keys.worker_key("w1"))
-    r.set(keys.result_key("b2"), "{}")
-    assert supersede(r, "b2") == "result", "a result that arrived wins over giving up"
-    r.delete(keys.result_key("b2"))
+    # Killed and restarted by its supervisor before its heartbeat expired: the new start
+    # is not running the batch, so it is given up (and another copy may take it).
+    beat(r, "w1", "w1-2")
+    assert claim(r, "b2", "w2") == "ok"
     assert supersede(r, "b2") == "superseded"
+
+    dispatched(r, "b3")
+    beat(r, "w1")
+    assert claim(r, "b3", "w1") == "ok"
+    r.delete(keys.worker_key("w1"))
+    r.set(keys.result_key("b3"), "{}")
+    assert supersede(r, "b3") == "result", "a result that arrived wins over giving up"
+    r.delete(keys.result_key("b3"))
+    assert supersede(r, "b3") == "superseded"

@@ -31,11 +31,12 @@ class Remote:
     """The bot in celery mode, its workers and its Redis, for one test."""
 
     def __init__(self, tiny: TinyModelPaths, tmp: Path, double: DiscordDouble,
-                 world: SeededWorld, redis_server: RedisServer) -> None:
+                 world: SeededWorld, redis_server: RedisServer,
+                 worker_timeout_s: float = 3) -> None:
         self.tmp, self.redis_server = tmp, redis_server
         self.redis = redis_server.client()
-        executor = {"mode": "celery", "broker_url": redis_server.url, "worker_timeout_s": 3,
-                    "batch_limit": 1}
+        executor = {"mode": "celery", "broker_url": redis_server.url,
+                    "worker_timeout_s": worker_timeout_s, "batch_limit": 1}
         self.harness = BotHarness(double, world, harness_settings(
             tiny, tmp, double, image={**SIZE, "steps": 6, "preview_every": 1},
             executor={**executor, "stop_grace_s": 0}))
@@ -89,9 +90,11 @@ class Remote:
 
 @pytest.fixture
 async def remote(tiny_models: TinyModelPaths, tmp_path: Path, discord_double: DiscordDouble,
-                 discord_world: SeededWorld, redis_server: RedisServer
-                 ) -> AsyncIterator[Remote]:
-    r = Remote(tiny_models, tmp_path, discord_double, discord_world, redis_server)
+                 discord_world: SeededWorld, redis_server: RedisServer,
+                 request: pytest.FixtureRequest) -> AsyncIterator[Remote]:
+    marker = request.node.get_closest_marker("worker_timeout")
+    r = Remote(tiny_models, tmp_path, discord_double, discord_world, redis_server,
+               *(marker.args if marker else ()))
     try:
         yield r
     finally:
@@ -253,3 +256,18 @@ async def test_batches_only_reach_a_worker_that_has_the_model(remote: Remote,
     await remote.start_workers("w1")
     [job_id] = delivered_once(await remote.wait_for_results(1), 1)
     assert remote.job_rows()[job_id]["worker"] == "w1"
+
+
+@pytest.mark.worker_timeout(120)
+async def test_a_worker_restarted_under_its_name_is_not_waited_on(remote: Remote) -> None:
+    # Its supervisor restarts it at once, so its name beats on without a gap: the batch
+    # its first start claimed is sent again all the same (to its new start, here).
+    await remote.start_workers("w1", step_delay=0.5)
+    await remote.harness.start()
+    await remote.imagine("a fox that outlives its worker")
+    await wait_until(lambda: remote.busy_worker() is not None, what="the worker to start")
+    remote.workers["w1"].kill()
+    assert remote.redis.exists(keys.worker_key("w1")), "its heartbeat has not expired"
+    await remote.start_workers("w1", step_delay=0.1)
+    [job_id] = delivered_once(await remote.wait_for_results(1, timeout=90), 1)
+    assert remote.job_rows()[job_id]["attempts"] == 2
