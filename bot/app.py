@@ -121,10 +121,11 @@ async def open_services(
         # Fail at start, with the loader's clear message, rather than on the first job (or
         # the first story line, minutes later, in a thread). On the worker thread: the thread
         # that will run the models must be the only one that ran torch.
-        # Remote workers load the models; the first one seen tells the image model's size.
-        native = (DEFAULT_NATIVE_SIZE if settings.executor.mode == "celery"
+        # Remote workers load the models; those up at start tell the image model's size.
+        native = (0 if settings.executor.mode == "celery"
                   else await executor.call(partial(_load_models, runner)))
         restored = await executor.restore()
+        native = native or getattr(executor, "native_size", None) or DEFAULT_NATIVE_SIZE
         stories = StoryRepository(db)
         teller = StoryTeller(stories, jobs, executor, settings, native)
         images = ImageJobs(settings, executor, jobs, native, story_waiting=teller.waiting_of)
@@ -148,7 +149,7 @@ async def open_services(
         lock.release()
 
 
-# The image size a celery-mode bot assumes until a worker reports its model's (SD 1.5's).
+# The image size a celery-mode bot assumes while no worker has reported its model's (SD 1.5's).
 DEFAULT_NATIVE_SIZE = 512
 
 
@@ -165,7 +166,8 @@ def build_executor(settings: Settings, runner: ModelRunner, jobs: JobRepository)
     return RemoteExecutor(
         runner, limits, jobs, Broker(settings),
         models={JobKind.IMAGE: settings.image.model, JobKind.TEXT: settings.story.model},
-        visibility_timeout_s=settings.executor.visibility_timeout_s)
+        visibility_timeout_s=settings.executor.visibility_timeout_s,
+        worker_timeout_s=settings.executor.worker_timeout_s)
 
 
 def _follow_native_size(executor: Executor, images: ImageJobs, teller: StoryTeller) -> None:

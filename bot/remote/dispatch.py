@@ -91,12 +91,14 @@ class RemoteExecutor(Executor):
         *,
         models: Mapping[JobKind, str],
         visibility_timeout_s: float,
+        worker_timeout_s: float,
     ) -> None:
         super().__init__(runner, limits, store)
         self.repository = store
         self.broker = broker
         self._models = dict(models)
         self._visibility_timeout_s = visibility_timeout_s
+        self._worker_timeout_s = worker_timeout_s
         self._inflight: dict[str, InFlight] = {}
         self._seen: list[SeenWorker] = []
         self._broker_ok: bool | None = None  # None until the first look at Redis
@@ -104,8 +106,10 @@ class RemoteExecutor(Executor):
         self._background: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[None]] = set()
         self._drain_now = asyncio.Event()
-        # Told the image model's own size as soon as a worker that serves it reports it
-        # (the bot loads no model itself; the composition root wires this).
+        # The image model's own size, as the workers that serve it report it (the bot loads
+        # no model itself); `native_size_seen` is told of each change (the composition root
+        # wires it to the features that size pictures).
+        self.native_size: int | None = None
         self.native_size_seen: Callable[[int], None] | None = None
 
     # ----- lifecycle ------------------------------------------------------------------------
@@ -136,6 +140,12 @@ class RemoteExecutor(Executor):
         if self._inflight:
             log.info("adopted %d batch(es) sent to workers before the restart",
                      len(self._inflight))
+        # One look before the first request: the workers' image size, and whether any is up.
+        try:
+            await self._look_at_workers()
+            self._broker_reachable(True)
+        except BrokerDown as exc:
+            self._broker_reachable(False, exc)
         self._background = [
             asyncio.create_task(self._dispatch_forever(), name="remote-dispatcher"),
             asyncio.create_task(self._listen(), name="remote-events"),
@@ -247,8 +257,11 @@ class RemoteExecutor(Executor):
         for worker in self._seen:
             if self._seconds_per_unit is None and worker.seconds_per_unit:
                 self._seconds_per_unit = worker.seconds_per_unit  # an ETA from the start
-            if worker.native_size and image_queue in worker.queues and self.native_size_seen:
-                self.native_size_seen(worker.native_size)
+            size = worker.native_size
+            if size and image_queue in worker.queues and size != self.native_size:
+                self.native_size = size
+                if self.native_size_seen is not None:
+                    self.native_size_seen(size)
 
     async def _dispatch(self) -> None:
         for queue, jobs in self._pick():
@@ -259,7 +272,8 @@ class RemoteExecutor(Executor):
             for job in jobs:
                 self._store(self.repository.job_dispatched(job, flight.id))
             await self.flush()
-            task = await asyncio.to_thread(batch_task, flight.id, queue, jobs)
+            task = await asyncio.to_thread(batch_task, flight.id, queue, jobs,
+                                           self.batch_limit)
             try:
                 await self.broker.send(task)
             except BrokerDown:
@@ -306,10 +320,14 @@ class RemoteExecutor(Executor):
                 verdict = await self.broker.supersede(flight.id, force=True)
             elif flight.worker is not None and (flight.worker, flight.incarnation) not in alive:
                 verdict = await self.broker.supersede(flight.id, force=False)
-            elif flight.worker is None and flight.resend:
+            elif flight.worker is None and (flight.resend or self._unclaimed_too_long(flight)):
+                # Sent again where the first copy may be lost: after a restart, or when a
+                # worker took it and died before its claim (an idle worker that serves it
+                # would have claimed it by now). A second copy is harmless (keys.CLAIM).
                 flight.resend = False
+                flight.sent_at = time.monotonic()
                 task = await asyncio.to_thread(batch_task, flight.id, flight.queue,
-                                               flight.jobs)
+                                               flight.jobs, self.batch_limit)
                 await self.broker.send(task, record=False)
                 continue
             elif (flight.worker is None
@@ -324,6 +342,11 @@ class RemoteExecutor(Executor):
                 self._lost(flight, "the broker lost it", counted=False)
             elif verdict == "result":
                 self._kick.set()  # there after all: taken next tick
+
+    def _unclaimed_too_long(self, flight: InFlight) -> bool:
+        if time.monotonic() - flight.sent_at < 2 * self._worker_timeout_s:
+            return False
+        return any(flight.queue in w.queues and not w.busy_with for w in self._seen)
 
     async def _take_stray_results(self) -> None:
         """Results of batches this run is not waiting for: from before a restart, from a

@@ -75,6 +75,9 @@ class BatchTask:
     queue: str
     jobs: tuple[Job, ...]
     sources: dict[str, str]  # job id → its source picture (PNG, base64), for V and U
+    # The most pictures to render in one call: the bot's batch limit, which it lowers after
+    # a worker ran out of memory (a worker never goes over its own executor.batch_limit).
+    max_batch: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,16 +85,18 @@ class BatchTask:
             "queue": self.queue,
             "jobs": [_job_json(j) for j in self.jobs],
             "sources": self.sources,
+            "max_batch": self.max_batch,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BatchTask:
         return cls(batch_id=str(data["batch"]), queue=str(data["queue"]),
                    jobs=tuple(_job_from_json(j) for j in data["jobs"]),
-                   sources={str(k): str(v) for k, v in data.get("sources", {}).items()})
+                   sources={str(k): str(v) for k, v in data.get("sources", {}).items()},
+                   max_batch=int(data.get("max_batch", 0)))
 
 
-def batch_task(batch_id: str, queue: str, jobs: list[Job]) -> BatchTask:
+def batch_task(batch_id: str, queue: str, jobs: list[Job], max_batch: int = 0) -> BatchTask:
     """The task for `jobs`, with the source pictures read from the bot's files (a missing
     one is left out: the worker's runner then fails that job with the runner's message)."""
     sources: dict[str, str] = {}
@@ -99,7 +104,7 @@ def batch_task(batch_id: str, queue: str, jobs: list[Job]) -> BatchTask:
         path = job.params.source_path if isinstance(job.params, ImageParams) else None
         if path and Path(path).is_file():
             sources[job.id] = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return BatchTask(batch_id, queue, tuple(jobs), sources)
+    return BatchTask(batch_id, queue, tuple(jobs), sources, max_batch)
 
 
 def with_local_sources(task: BatchTask, folder: Path) -> list[Job]:

@@ -151,7 +151,8 @@ class WorkerNode:
             jobs = [j for j in with_local_sources(task, Path(folder)) if j.id not in cancelled]
             started = time.monotonic()
             try:
-                outcomes = self.runner.run(jobs, self._context(task.batch_id)) if jobs else []
+                context = self._context(task.batch_id, task.max_batch)
+                outcomes = self.runner.run(jobs, context) if jobs else []
             except OutOfMemory as exc:
                 return BatchResult(task.batch_id, self.name, time.monotonic() - started,
                                    error=str(exc), oom=True)
@@ -168,7 +169,10 @@ class WorkerNode:
             Outcome(job.id, error=describe_failure(o)) if isinstance(o, Exception)
             else Outcome(job.id, result=o) for job, o in zip(jobs, outcomes, strict=True)))
 
-    def _context(self, batch_id: str) -> BatchContext:
+    def _context(self, batch_id: str, max_batch: int = 0) -> BatchContext:
+        own = self.limits.batch_limit
+        limit = min(own, max_batch) if max_batch > 0 else own
+
         def emit(job_id: str, event: JobEvent) -> None:
             with self._lock:
                 self._last_step = time.monotonic()
@@ -178,7 +182,7 @@ class WorkerNode:
                                "preview": preview_b64(event.preview) if event.preview else None})
 
         return BatchContext(
-            batch_limit=lambda: self.limits.batch_limit,
+            batch_limit=lambda: limit,
             emit=emit,
             cancelled=self._is_cancelled,
             previews=PreviewBudget(self.limits, self._preview_cost),

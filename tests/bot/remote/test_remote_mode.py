@@ -13,16 +13,21 @@ from typing import Any
 
 import pytest
 
+from bot.app import build_runner
+from bot.config import settings_from_mapping
+from bot.executor.executor import ExecutorLimits
 from bot.pipelines.tiny import TinyModelPaths
 from bot.remote import keys
 from bot.remote.protocol import BatchResult
+from bot.remote.worker import WorkerNode
 from testkit.discord_double import DiscordDouble
 from testkit.discord_double.models import Message
 from testkit.discord_double.seeding import SeededWorld
 from testkit.harness import BotHarness, harness_settings
-from testkit.imagine import is_result, job_id_of
+from testkit.imagine import click_for_result, is_result, job_id_of
 from testkit.redis_server import RedisServer
 from testkit.remote import WorkerProcess, wait_for_workers, wait_until, write_config
+from testkit.story import StoryBot
 
 SIZE = {"width": 64, "height": 64}
 
@@ -38,7 +43,7 @@ class Remote:
         executor = {"mode": "celery", "broker_url": redis_server.url,
                     "worker_timeout_s": worker_timeout_s, "batch_limit": 1}
         self.harness = BotHarness(double, world, harness_settings(
-            tiny, tmp, double, image={**SIZE, "steps": 6, "preview_every": 1},
+            tiny, tmp, double, image={**SIZE, "steps": 6, "max_steps": 60, "preview_every": 1},
             executor={**executor, "stop_grace_s": 0}))
         self.worker_config = write_config(tmp / "worker.toml", {
             "image": {"model": str(tiny.image), **SIZE},
@@ -100,6 +105,12 @@ async def remote(tiny_models: TinyModelPaths, tmp_path: Path, discord_double: Di
     finally:
         await r.harness.stop()
         r.close()
+
+
+def custom_id(message: Message, prefix: str) -> str:
+    found = [c for c in message.custom_ids if c.startswith(prefix)]
+    assert found, f"no {prefix} button on {message.content!r}: {message.custom_ids}"
+    return found[0]
 
 
 def delivered_once(results: list[Message], expected: int) -> list[str]:
@@ -215,13 +226,13 @@ async def test_a_cancel_reaches_the_running_worker(remote: Remote) -> None:
     await remote.start_workers("w1", step_delay=0.5)
     await remote.harness.start()
     h = remote.harness
-    rec = await h.slash("imagine", prompt="a fox that never finishes", count=1, steps=20)
+    rec = await h.slash("imagine", prompt="a fox that never finishes", count=1, steps=60)
     await rec.wait_ack()
     await wait_until(lambda: remote.busy_worker() is not None, what="the worker to start")
     cancel = await h.slash("cancel")
     assert "Cancelled 1" in (await cancel.wait_ack()).body["data"]["content"]
-    # 20 steps of 0.5 s would take 10 s; a cancel stops it at the next step.
-    await wait_until(lambda: remote.busy_worker() is None, timeout=8,
+    # 60 steps of 0.5 s would take 30 s; a cancel stops it at the next step.
+    await wait_until(lambda: remote.busy_worker() is None, timeout=12,
                      what="the worker to stop the cancelled batch")
     await asyncio.sleep(1.0)
     assert not remote.results()
@@ -271,3 +282,56 @@ async def test_a_worker_restarted_under_its_name_is_not_waited_on(remote: Remote
     await remote.start_workers("w1", step_delay=0.1)
     [job_id] = delivered_once(await remote.wait_for_results(1, timeout=90), 1)
     assert remote.job_rows()[job_id]["attempts"] == 2
+
+
+async def test_a_story_and_a_variation_run_on_the_workers(
+        remote: Remote, tiny_models: TinyModelPaths, tmp_path: Path,
+        discord_double: DiscordDouble, discord_world: SeededWorld) -> None:
+    await remote.start_workers("w1", step_delay=0.02)
+    # Pictures from a stored result travel to the worker (it cannot read the bot's files).
+    await remote.harness.start()
+    await remote.imagine("a fox to vary")
+    [parent] = await remote.wait_for_results(1)
+    child = await click_for_result(remote.harness, parent,
+                                   custom_id(parent, f"gh:var:{job_id_of(parent)}"))
+    assert child.attachments and job_id_of(child) != job_id_of(parent)
+    await remote.harness.stop()
+
+    # A story: its lines (text jobs) and their pictures, written by the worker.
+    executor = {"mode": "celery", "broker_url": remote.redis_server.url,
+                "worker_timeout_s": 3}
+    story = StoryBot(discord_double, discord_world, tiny_models,
+                     build_runner(remote.harness.settings), tmp_path / "story", discord={},
+                     sections={"executor": executor})
+    world = discord_world
+    async with story.running():
+        await story.slash(world.alice.id, world.studio.id, "start", seed="The sky")
+        thread = await story.story_thread()
+        first = await story.line(thread, 1)
+        await story.click(world.bob.id, first, custom_id(first, "gh:story:cont:"))
+        second = await story.line(thread, 2)
+        assert "✍️" in second.content and second.attachments
+    workers = {r["worker"] for r in remote.job_rows().values()}
+    assert workers == {"w1"}
+
+
+async def test_a_batch_whose_taker_died_before_claiming_it_is_sent_again(
+        remote: Remote, tiny_models: TinyModelPaths) -> None:
+    # A worker that takes the task from the queue and dies before its claim: here a
+    # heartbeat with no process behind it, and the task removed from the broker's queue.
+    settings = settings_from_mapping({
+        "image": {"model": remote.harness.settings.image.model},
+        "story": {"model": remote.harness.settings.story.model},
+        "executor": {"broker_url": remote.redis_server.url, "worker_timeout_s": 3}})
+    ghost = WorkerNode(settings, build_runner(settings), ExecutorLimits(), "ghost",
+                       remote.redis)
+    ghost.beat_once()
+    await remote.harness.start()
+    await remote.imagine("a fox nobody claimed")
+    image_queue = ghost.queues[0]
+    await wait_until(lambda: remote.redis.llen(image_queue) > 0, what="the task to be sent")
+    remote.redis.delete(image_queue, keys.worker_key("ghost"))
+
+    await remote.start_workers("w1", step_delay=0.02)
+    [job_id] = delivered_once(await remote.wait_for_results(1, timeout=90), 1)
+    assert remote.job_rows()[job_id]["worker"] == "w1"

@@ -113,3 +113,19 @@ def test_a_name_in_use_here_is_refused(redis_server: RedisServer) -> None:
         node(redis_server, NamedRunner(), "twin").check_name()
     r.hset(keys.worker_key("twin"), "pid", str(os.getpid()))
     node(redis_server, NamedRunner(), "twin").check_name()  # our own earlier heartbeat
+
+
+class LimitRecorder(NamedRunner):
+    def run(self, jobs: Any, ctx: Any) -> Any:
+        self.seen_limit = ctx.max_batch
+        return super().run(jobs, ctx)
+
+
+def test_the_bots_lowered_batch_limit_travels_with_the_task(redis_server: RedisServer) -> None:
+    runner = LimitRecorder()
+    worker = node(redis_server, runner)  # its own limit: ExecutorLimits' default, 4
+    task = send(redis_server, "b5", [text_job(1, "a")])
+    worker.run({**task, "max_batch": 1})  # the bot halved its limit after out-of-memory
+    assert runner.seen_limit == 1
+    worker.run({**send(redis_server, "b6", [text_job(1, "b")]), "max_batch": 16})
+    assert runner.seen_limit == 4, "never over the worker's own limit"
