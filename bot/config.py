@@ -138,6 +138,8 @@ class ImageSettings:
     upscale_strength: float = setting(0.3, _between(0.05, 1))
     # Most pictures one "all styles" sweep renders: the first max_sweep presets.
     max_sweep: int = setting(8, _between(1, 25))
+    # Most jobs one /imagine makes from {a, b} permutations (times its repeat option).
+    max_permutations: int = setting(12, _between(1, 100))
     styles: tuple[StylePreset, ...] = setting(DEFAULT_STYLES)
 
 

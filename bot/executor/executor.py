@@ -369,6 +369,14 @@ class Executor:
                 f"{self.limits.per_user_limit} per person. Wait for one to finish or /cancel one."
             )
 
+    def room_for(self, user_id: int, waiting_elsewhere: int = 0) -> int:
+        """How many more jobs the member may queue now (the per-person and total limits)."""
+        with self._lock:
+            mine = self._queue.count_for(user_id) + sum(
+                1 for j in self._running.values() if j.user_id == user_id)
+            free = self.limits.queue_limit - len(self._queue)
+        return max(0, min(self.limits.per_user_limit - mine - waiting_elsewhere, free))
+
     def cancel(self, job_id: str, by_user: int | None = None) -> bool:
         """Cancel a queued or running job. False when it is unknown or already finished."""
         with self._lock:

@@ -33,14 +33,19 @@ from bot.executor.jobs import (
 )
 from bot.images.pnginfo import GenerationParameters, format_parameters, read_png_parameters
 from bot.images.requests import (
+    MAX_REPEAT,
+    MAX_SEED,
     ImageOptions,
+    OptionError,
     build_image_params,
     derived,
+    random_seed,
     rerolled,
     restyled,
 )
 from bot.pipelines.errors import public_model_name
 from bot.prompts import find_blocked_term, find_style
+from bot.prompts.permutations import expand_permutations
 
 
 class ImageJobError(Exception):
@@ -72,6 +77,38 @@ class ImageJobs:
     def request(self, options: ImageOptions) -> ImageParams:
         """Validated parameters; raises OptionError or PromptError (messages for members)."""
         return build_image_params(options, self.settings.image, self.native_size)
+
+    def requests(self, options: ImageOptions, repeat: int = 1) -> list[ImageParams]:
+        """One job's parameters per prompt its {a, b} groups make, `repeat` times over.
+        The prompts of one round share a seed (so they differ only by the words); each
+        round has new seeds. Raises OptionError or PromptError (messages for members)."""
+        cap = self.settings.image.max_permutations
+        if not 1 <= repeat <= MAX_REPEAT:
+            raise OptionError(f"repeat = {repeat} is out of range; choose 1-{MAX_REPEAT}.")
+        prompts = expand_permutations(options.prompt, cap).prompts
+        if len(prompts) * repeat > cap:
+            raise OptionError(
+                f"repeat = {repeat} with {len(prompts)} prompt(s) would make "
+                f"{len(prompts) * repeat} jobs; at most {cap} are allowed at once "
+                "(image.max_permutations).")
+        first = build_image_params(replace(options, prompt=prompts[0]), self.settings.image,
+                                   self.native_size)
+        out: list[ImageParams] = []
+        for round_ in range(repeat):
+            if round_ == 0:
+                seed = first.seeds[0]
+            elif options.seed is not None:  # reproducible: the next seeds in line
+                seed = (options.seed + round_ * first.count) % (MAX_SEED + 1)
+            else:
+                seed = random_seed()
+            out.extend(build_image_params(replace(options, prompt=prompt, seed=seed),
+                                          self.settings.image, self.native_size)
+                       for prompt in prompts)
+        return out
+
+    def room_for(self, user_id: int) -> int:
+        """How many more jobs the member may queue now (stories' waiting work counted)."""
+        return self.executor.room_for(user_id, self.story_waiting(user_id))
 
     def refusal(self, params: ImageParams, *, nsfw_allowed: bool) -> str | None:
         """Why these pictures may not be made here (blocked or NSFW terms), or None."""

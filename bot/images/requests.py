@@ -18,6 +18,7 @@ ASPECTS: dict[str, float] = {"1:1": 1.0, "3:2": 1.5, "2:3": 2 / 3, "16:9": 16 / 
 ALL_STYLES = "all styles"
 MAX_SEED = 2**32 - 1
 MAX_COUNT = 4
+MAX_REPEAT = 4  # /imagine repeat: the same prompt queued this many times, new seeds
 
 
 class OptionError(ValueError):

@@ -22,6 +22,7 @@ from bot.images.requests import (
     ALL_STYLES,
     ASPECTS,
     MAX_COUNT,
+    MAX_REPEAT,
     MAX_SEED,
     ImageOptions,
     OptionError,
@@ -68,6 +69,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
         guidance="How closely to follow the prompt (0-30)",
         aspect="Shape of the picture",
         count=f"How many pictures (1-{MAX_COUNT})",
+        repeat=f"Queue it this many times, with new seeds (1-{MAX_REPEAT})",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
     @app_commands.guild_only()
@@ -82,20 +84,26 @@ class ImagineCog(commands.Cog, name="Imagine"):
         guidance: app_commands.Range[float, 0.0, 30.0] | None = None,
         aspect: str | None = None,
         count: app_commands.Range[int, 1, MAX_COUNT] | None = None,
+        repeat: app_commands.Range[int, 1, MAX_REPEAT] = 1,
     ) -> None:
+        # {a, b} groups in the prompt, and repeat, make one job each.
         try:
-            params = self.images.request(ImageOptions(
+            requests = self.images.requests(ImageOptions(
                 prompt=prompt, style=style, negative=negative, seed=seed, steps=steps,
-                guidance=guidance, aspect=aspect, count=count))
+                guidance=guidance, aspect=aspect, count=count), repeat=repeat)
         except (OptionError, PromptError) as exc:
             await interaction.response.send_message(f"⚠️ {exc}", ephemeral=True)
             return
-        refusal = self.images.refusal(params, nsfw_allowed=is_nsfw(interaction.channel))
-        if refusal:
-            await interaction.response.send_message(f"⚠️ {refusal}", ephemeral=True)
-            return
-        await self.presenter.start_from_command(interaction,
-                                                self.presenter.new_job(interaction, params))
+        for params in requests:
+            refusal = self.images.refusal(params, nsfw_allowed=is_nsfw(interaction.channel))
+            if refusal:
+                await interaction.response.send_message(f"⚠️ {refusal}", ephemeral=True)
+                return
+        jobs = [self.presenter.new_job(interaction, params) for params in requests]
+        if len(jobs) == 1:
+            await self.presenter.start_from_command(interaction, jobs[0])
+        else:
+            await self.presenter.start_many_from_command(interaction, jobs)
 
     @imagine.autocomplete("style")
     async def style_autocomplete(

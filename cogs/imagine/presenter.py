@@ -106,6 +106,60 @@ class ImaginePresenter:
         self.images.remember_status(job, message.id)
         self.follow(handle, StatusMessage(message, interaction))
 
+    async def start_many_from_command(self, interaction: discord.Interaction[Any],
+                                      jobs: list[Job]) -> None:
+        """Several jobs from one command ({a, b} permutations, repeat): all queued or none.
+        The first one's status is the interaction reply, the others' follow in the channel."""
+        room = self.images.room_for(interaction.user.id)
+        if len(jobs) > room:
+            limit = self.settings.executor.per_user_limit
+            await interaction.response.send_message(
+                f"⚠️ This prompt makes {len(jobs)} jobs, but you can queue {room} more now "
+                f"(the limit is {limit} per person, queued or running). Use fewer {{…}} "
+                "options or a lower repeat, or wait for your jobs to finish; nothing was "
+                "queued.", ephemeral=True)
+            return
+        handles: list[JobHandle] = []
+        try:
+            for job in jobs:
+                handles.append(await self.images.submit(job))
+        except Refused as exc:  # the queue filled up meanwhile: take back what was queued
+            for handle in handles:
+                self.images.cancel(handle.job.id)
+            await interaction.response.send_message(exc.reason, ephemeral=True)
+            return
+        first, *rest = handles
+        try:
+            await interaction.response.send_message(
+                queued_text(describe(_image(first.job)), _first_queued(first))
+                + f"\n-# 1 of {len(handles)} jobs from this prompt",
+                view=cancel_view(first.job.id), allowed_mentions=discord.AllowedMentions.none())
+            message = await interaction.original_response()
+        except discord.HTTPException:
+            for handle in handles:
+                self.images.cancel(handle.job.id)
+            log.warning("a %d-job /imagine could not be acknowledged; cancelled", len(handles))
+            return
+        self.images.remember_status(first.job, message.id)
+        self.follow(first, StatusMessage(message, interaction))
+        channel = interaction.channel
+        assert isinstance(channel, discord.abc.Messageable)
+        for n, handle in enumerate(rest, start=2):
+            try:
+                status = await channel.send(
+                    queued_text(describe(_image(handle.job)), _first_queued(handle))
+                    + f"\n-# {n} of {len(handles)} jobs from this prompt",
+                    view=cancel_view(handle.job.id),
+                    reference=message.to_reference(fail_if_not_exists=False),
+                    allowed_mentions=discord.AllowedMentions.none())
+            except discord.HTTPException as exc:
+                # No status message: its result is posted in the channel all the same.
+                log.warning("job %s: no status message (%s)", handle.job.id, exc)
+                self.follow(handle, None)
+                continue
+            self.images.remember_status(handle.job, status.id)
+            self.follow(handle, StatusMessage(status))
+
     async def start_from_button(self, interaction: discord.Interaction[Any],
                                 params: ImageParams) -> None:
         """A button's job: acknowledged silently, its status is a reply to the result the
