@@ -1,7 +1,8 @@
 """A real `redis-server` (Debian's package) on a free port, for the remote-worker tests.
 
-No persistence: a `restart` comes back empty, the harshest thing a Redis restart can do
-(what a snapshot would have kept is a kinder case of the same)."""
+By default with no persistence: a `restart` comes back empty. `persistent=True` is the
+append-only file docker-compose.yml uses: a restart keeps the batches and results, but the
+workers' heartbeats come back expired."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import redis
 
 
 class RedisServer:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, persistent: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server; "
@@ -23,6 +24,7 @@ class RedisServer:
         self.binary = binary
         self.folder = folder
         self.port = _free_port()
+        self.persistent = persistent
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -36,7 +38,8 @@ class RedisServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder)],
+             "--appendonly", "yes" if self.persistent else "no",
+             "--appendfsync", "always", "--dir", str(self.folder)],
             stdout=(self.folder / "redis.log").open("ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

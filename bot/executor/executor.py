@@ -693,8 +693,8 @@ class Executor:
                 for job in reversed(batch):
                     job.attempts -= 1
                     self._running.pop(job.id, None)
-                    if job.id in self._finished:  # cancelled meanwhile
-                        self._finished.discard(job.id)
+                    if job.id in self._finished or job.id not in self._handles:
+                        self._finished.discard(job.id)  # cancelled (or settled) meanwhile
                         self._cancelled.discard(job.id)
                         continue
                     self._solo.add(job.id)

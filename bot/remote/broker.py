@@ -107,12 +107,14 @@ class Broker:
             raise BrokerDown(str(exc)) from exc
         return state, result
 
-    async def supersede(self, batch_id: str, *, force: bool) -> str:
-        """Give a batch up unless it is alive or done (see keys.SUPERSEDE for the verdicts)."""
+    async def supersede(self, batch_id: str, *, force: bool, idle_claimer: bool = False) -> str:
+        """Give a batch up unless it is alive or done (see keys.SUPERSEDE for the verdicts).
+        `idle_claimer`: also from a live claimer that is not on it."""
         try:
             verdict = await self._supersede(
                 keys=[keys.batch_key(batch_id), keys.result_key(batch_id)],
-                args=[keys.WORKER_PREFIX, "1" if force else "0"])
+                args=[keys.WORKER_PREFIX, "1" if force else "0", batch_id,
+                      "1" if idle_claimer else "0"])
         except (RedisError, OSError) as exc:
             raise BrokerDown(str(exc)) from exc
         return str(verdict)
@@ -130,7 +132,7 @@ class Broker:
             raw = await self.redis.get(keys.result_key(batch_id))
         except (RedisError, OSError) as exc:
             raise BrokerDown(str(exc)) from exc
-        return None if raw is None else decode_result(str(raw))
+        return None if raw is None else await asyncio.to_thread(decode_result, str(raw))
 
     async def forget(self, batch_id: str) -> None:
         """The bot has recorded the batch's result: nothing about it is needed any more."""
@@ -165,7 +167,13 @@ class Broker:
                 rows = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise BrokerDown(str(exc)) from exc
-        return sorted((parse_worker(row) for row in rows if row), key=lambda w: w.info.name)
+        seen = []
+        for row in rows:
+            try:
+                seen.append(parse_worker(row))
+            except (ValueError, TypeError, KeyError):  # another version's, or half-written
+                log.warning("ignoring a heartbeat that cannot be read: %s", row.get("name"))
+        return sorted(seen, key=lambda w: w.info.name)
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Workers' events as they come, across Redis restarts (waits while Redis is down;

@@ -63,6 +63,9 @@ LOST_TWICE = ("A GPU worker was lost twice while running this job, so it was giv
 # looks for results of batches it is not waiting for (from before a restart, or given up).
 TICK_S = 0.5
 STRAY_SCAN_S = 5.0
+# An unclaimed batch is sent again at most this often before it is given up (counted): a
+# task every worker fails to even read must not go round for ever.
+MAX_RESENDS = 3
 
 
 @dataclass
@@ -79,6 +82,9 @@ class InFlight:
     announced: bool = False  # its jobs were told they started
     resend: bool = False  # adopted after a restart while unclaimed: send its task again
     started_at: float | None = None
+    first_sent_at: float = field(default_factory=time.monotonic)
+    resends: int = 0  # copies sent again while nobody claimed it
+    seen_on_it: float = field(default_factory=time.monotonic)  # its claimer said so
 
 
 class RemoteExecutor(Executor):
@@ -106,6 +112,9 @@ class RemoteExecutor(Executor):
         self._background: list[asyncio.Task[None]] = []
         self._spawned: set[asyncio.Task[None]] = set()
         self._drain_now = asyncio.Event()
+        self._up_since = time.monotonic()  # since when the broker has been reachable
+        self._scan_now = False  # a result event for a batch not in flight: look now
+        self._warned: set[str] = set()  # workers whose models this bot does not use
         # The image model's own size, as the workers that serve it report it (the bot loads
         # no model itself); `native_size_seen` is told of each change (the composition root
         # wires it to the features that size pictures).
@@ -228,13 +237,14 @@ class RemoteExecutor(Executor):
             self._kick.clear()
             try:
                 await self._look_at_workers()
+                self._broker_reachable(True)
                 await self._check_flights()
-                if time.monotonic() - last_scan >= STRAY_SCAN_S:
+                if self._scan_now or time.monotonic() - last_scan >= STRAY_SCAN_S:
+                    self._scan_now = False
                     last_scan = time.monotonic()
                     await self._take_stray_results()
                 if not (self._draining or self._stopping):
                     await self._dispatch()
-                self._broker_reachable(True)
             except BrokerDown as exc:
                 self._broker_reachable(False, exc)
             except Exception:  # the dispatcher must outlive any one bad tick
@@ -245,15 +255,23 @@ class RemoteExecutor(Executor):
         if ok != self._broker_ok:
             if ok:
                 log.info("the broker is reachable; %d worker(s) up", len(self._seen))
+                # Heartbeats expire while Redis is down (or load expired from its snapshot):
+                # give the workers one timeout to beat again before any counts as lost.
+                self._up_since = time.monotonic()
             else:
                 log.warning("the broker is unreachable (%s); jobs wait for it", exc)
         if not ok:
             self._seen = []
         self._broker_ok = ok
 
+    def _settled_view(self) -> bool:
+        """Whether the heartbeats seen now can be trusted to say who is gone."""
+        return time.monotonic() - self._up_since >= self._worker_timeout_s
+
     async def _look_at_workers(self) -> None:
         self._seen = await self.broker.workers()
         image_queue = queue_for(JobKind.IMAGE, self._models[JobKind.IMAGE])
+        wanted = set(self._models.items())
         for worker in self._seen:
             if self._seconds_per_unit is None and worker.seconds_per_unit:
                 self._seconds_per_unit = worker.seconds_per_unit  # an ETA from the start
@@ -262,11 +280,29 @@ class RemoteExecutor(Executor):
                 self.native_size = size
                 if self.native_size_seen is not None:
                     self.native_size_seen(size)
+            if not any(queue_for(kind, model) in worker.queues for kind, model in wanted) \
+                    and worker.info.name not in self._warned:
+                self._warned.add(worker.info.name)
+                log.warning("worker %s serves %s, but this bot asks for %s and %s: it gets "
+                            "no batches (write image.model and story.model exactly as here)",
+                            worker.info.name, ", ".join(worker.info.models) or "nothing",
+                            *self._models.values())
 
     async def _dispatch(self) -> None:
-        for queue, jobs in self._pick():
-            flight = InFlight(_batch_id(), queue, jobs)
-            self._inflight[flight.id] = flight
+        picks = self._pick()
+        try:
+            while picks:
+                queue, jobs = picks[0]
+                await self._send_new(queue, jobs)
+                picks.pop(0)
+        finally:  # whatever stopped the loop, the batches not sent go back to the queue
+            for _queue, jobs in picks:
+                self._put_back(jobs, started=False)
+
+    async def _send_new(self, queue: str, jobs: list[Job]) -> None:
+        flight = InFlight(_batch_id(), queue, jobs)
+        self._inflight[flight.id] = flight
+        try:
             # The batch's id is in SQLite before it exists anywhere else: a restart then
             # looks for it instead of sending its jobs a second time.
             for job in jobs:
@@ -274,13 +310,11 @@ class RemoteExecutor(Executor):
             await self.flush()
             task = await asyncio.to_thread(batch_task, flight.id, queue, jobs,
                                            self.batch_limit)
-            try:
-                await self.broker.send(task)
-            except BrokerDown:
-                self._inflight.pop(flight.id, None)
-                self._put_back(jobs, started=False)
-                raise
-            log.info("sent batch %s (%d job(s)) to %s", flight.id, len(jobs), queue)
+            await self.broker.send(task)
+        except BaseException:
+            self._inflight.pop(flight.id, None)  # the caller puts the jobs back
+            raise
+        log.info("sent batch %s (%d job(s)) to %s", flight.id, len(jobs), queue)
 
     def _pick(self) -> list[tuple[str, list[Job]]]:
         """Batches for the workers that have a free slot, in fair order."""
@@ -304,49 +338,82 @@ class RemoteExecutor(Executor):
         return picks
 
     async def _check_flights(self) -> None:
-        # A claimer is alive while the same start of it beats (see keys.SUPERSEDE).
-        alive = {(w.info.name, w.incarnation) for w in self._seen}
         for flight in list(self._inflight.values()):
-            state, raw = await self.broker.batch_state(flight.id)
-            if raw is not None:
-                self._take(flight.id, decode_result(raw))
-                continue
-            if state.get("status") == "claimed":
-                flight.worker = state.get("worker")
-                flight.incarnation = state.get("incarnation", "")
-                if not flight.announced:
-                    self._mark_started(flight)
-            if not state:
-                verdict = await self.broker.supersede(flight.id, force=True)
-            elif flight.worker is not None and (flight.worker, flight.incarnation) not in alive:
-                verdict = await self.broker.supersede(flight.id, force=False)
-            elif flight.worker is None and (flight.resend or self._unclaimed_too_long(flight)):
-                # Sent again where the first copy may be lost: after a restart, or when a
-                # worker took it and died before its claim (an idle worker that serves it
-                # would have claimed it by now). A second copy is harmless (keys.CLAIM).
-                flight.resend = False
-                flight.sent_at = time.monotonic()
-                task = await asyncio.to_thread(batch_task, flight.id, flight.queue,
-                                               flight.jobs, self.batch_limit)
-                await self.broker.send(task, record=False)
-                continue
-            elif (flight.worker is None
-                  and time.monotonic() - flight.sent_at > self._visibility_timeout_s):
-                verdict = await self.broker.supersede(flight.id, force=True)
-            else:
-                continue
-            if verdict == "superseded":
-                self._lost(flight, f"its worker {flight.worker} was lost" if flight.worker
-                           else "no worker took it", counted=True)
-            elif verdict == "gone":  # Redis lost it (a restart): not the jobs' fault
-                self._lost(flight, "the broker lost it", counted=False)
-            elif verdict == "result":
-                self._kick.set()  # there after all: taken next tick
+            try:
+                await self._check_flight(flight)
+            except BrokerDown:
+                raise
+            except Exception:  # one bad batch must not stop the others, nor dispatching
+                log.exception("batch %s could not be checked; failing it", flight.id)
+                self._take(flight.id, BatchResult(
+                    flight.id, flight.worker or "?", 0.0,
+                    error="The GPU worker's result could not be read."))
 
-    def _unclaimed_too_long(self, flight: InFlight) -> bool:
-        if time.monotonic() - flight.sent_at < 2 * self._worker_timeout_s:
-            return False
-        return any(flight.queue in w.queues and not w.busy_with for w in self._seen)
+    async def _check_flight(self, flight: InFlight) -> None:
+        """One batch in flight: take its result, or note its claim, or give it up when it
+        can no longer come back (its claimer gone, or not on it; nobody left to take it)."""
+        state, raw = await self.broker.batch_state(flight.id)
+        if raw is not None:
+            self._take(flight.id, await asyncio.to_thread(decode_result, raw))
+            return
+        now = time.monotonic()
+        if state.get("status") == "claimed":
+            flight.worker = state.get("worker")
+            flight.incarnation = state.get("incarnation", "")
+            if not flight.announced:
+                self._mark_started(flight)
+        claimer = next((w for w in self._seen if (w.info.name, w.incarnation)
+                        == (flight.worker, flight.incarnation)), None)
+        grace = 2 * self._worker_timeout_s
+        counted = True
+        if not state:
+            verdict = await self.broker.supersede(flight.id, force=True)
+        elif flight.worker is not None:
+            if claimer is not None and claimer.busy_with == flight.id:
+                flight.seen_on_it = now
+                return
+            restarted = any(w.info.name == flight.worker for w in self._seen)
+            if claimer is None and not restarted and not self._settled_view():
+                return  # Redis just came back: its heartbeat may not be there yet
+            if claimer is not None and now - flight.seen_on_it < grace:
+                return  # alive, not on it (yet, or any more): its result may be coming
+            # Its claimer is gone, or alive but has not been on it for a while (it failed
+            # outside the batch, or its result was lost): give it up.
+            verdict = await self.broker.supersede(flight.id, force=False,
+                                                  idle_claimer=claimer is not None)
+        elif not self._settled_view():
+            return
+        elif now - flight.first_sent_at > self._visibility_timeout_s \
+                or flight.resends >= MAX_RESENDS:
+            verdict = await self.broker.supersede(flight.id, force=True)
+        elif not any(flight.queue in w.queues for w in self._seen):
+            if now - flight.sent_at < grace:
+                return
+            # Nobody left who could take it: its jobs wait in the queue, where members see
+            # why, rather than as "running" (a copy a worker takes later finds it gone).
+            verdict = await self.broker.supersede(flight.id, force=True)
+            counted = False
+        elif flight.resend or (now - flight.sent_at >= grace and any(
+                flight.queue in w.queues and not w.busy_with for w in self._seen)):
+            # Sent again where the first copy may be lost: after a restart, or when a
+            # worker took it and died before its claim (an idle worker that serves it
+            # would have claimed it by now). A second copy is harmless (keys.CLAIM).
+            flight.resend = False
+            flight.sent_at = now
+            flight.resends += 1
+            task = await asyncio.to_thread(batch_task, flight.id, flight.queue, flight.jobs,
+                                           self.batch_limit)
+            await self.broker.send(task, record=False)
+            return
+        else:
+            return
+        if verdict == "superseded":
+            self._lost(flight, f"its worker {flight.worker} was lost" if flight.worker
+                       else "no worker took it", counted=counted)
+        elif verdict == "gone":  # Redis lost it (a restart): not the jobs' fault
+            self._lost(flight, "the broker lost it", counted=False)
+        elif verdict == "result":
+            self._kick.set()  # there after all: taken next tick
 
     async def _take_stray_results(self) -> None:
         """Results of batches this run is not waiting for: from before a restart, from a
@@ -354,7 +421,14 @@ class RemoteExecutor(Executor):
         for batch_id in await self.broker.results():
             if batch_id in self._inflight:
                 continue
-            result = await self.broker.result(batch_id)
+            try:
+                result = await self.broker.result(batch_id)
+            except BrokerDown:
+                raise
+            except Exception:
+                log.exception("the result of batch %s cannot be read; dropping it", batch_id)
+                await self._forget(batch_id)
+                continue
             if result is not None:
                 self._take(batch_id, result)
 
@@ -468,16 +542,22 @@ class RemoteExecutor(Executor):
     # ----- events from the workers ------------------------------------------------------------
 
     async def _listen(self) -> None:
-        async for event in self.broker.events():
+        while True:
             try:
-                self._on_event(event)
-            except Exception:
-                log.exception("could not handle a worker event")
+                async for event in self.broker.events():
+                    try:
+                        self._on_event(event)
+                    except Exception:
+                        log.exception("could not handle a worker event")
+            except Exception:  # progress must not stop for good over one surprise
+                log.exception("the worker event listener failed; restarting it")
+                await asyncio.sleep(1.0)
 
     def _on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         flight = self._inflight.get(str(event.get("batch")))
         if kind == "result":
+            self._scan_now = flight is None
             self._kick.set()
             return
         if flight is None:

@@ -48,29 +48,35 @@ def result_key(batch_id: str) -> str:
     return f"{RESULT_PREFIX}{batch_id}"
 
 
-# A worker's claim on a batch it received. KEYS: batch, the worker's heartbeat.
+# A worker's claim on a batch it received. KEYS: batch, the worker's heartbeat, result.
 # ARGV: worker name, heartbeat key prefix, now, batch id, the worker's incarnation (a token
 # new at each start: a worker restarted under its name is not the one that claimed before).
 # Atomic: no other claim or supersede can come between the check and the write.
-#   gone  - the bot gave this batch up (or already has its result): drop the task
-#   taken - another live worker runs it: drop this copy
-#   ok    - run it (also for our own earlier claim: this worker restarted under its name)
+#   gone  - the bot gave this batch up: drop the task
+#   done  - its result is stored already (this is a second copy): drop it
+#   taken - a live worker runs it, or this very start of this worker already did (a worker
+#           runs one batch at a time, so a copy it receives is not the one it is on): drop
+#   ok    - run it (also when the claimer that came before is gone)
 CLAIM = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 'done' end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
 local status = redis.call('HGET', KEYS[1], 'status')
 local owner = redis.call('HGET', KEYS[1], 'worker')
-if status == 'claimed' and owner and owner ~= ARGV[1] then
+if status == 'claimed' and owner then
+  local claimed_by = redis.call('HGET', KEYS[1], 'incarnation')
+  if owner == ARGV[1] and claimed_by == ARGV[5] then return 'taken' end
   local life = redis.call('HGET', ARGV[2] .. owner, 'incarnation')
-  if life and life == redis.call('HGET', KEYS[1], 'incarnation') then return 'taken' end
+  if owner ~= ARGV[1] and life and life == claimed_by then return 'taken' end
 end
 redis.call('HSET', KEYS[1], 'status', 'claimed', 'worker', ARGV[1], 'claimed_at', ARGV[3],
            'incarnation', ARGV[5])
-redis.call('HSET', KEYS[2], 'busy', ARGV[4])
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('HSET', KEYS[2], 'busy', ARGV[4]) end
 return 'ok'
 """
 
 # The bot giving a batch up. KEYS: batch, result. ARGV: heartbeat key prefix, force ("1":
-# give it up even though no worker has claimed it yet: it waited past the visibility timeout).
+# give it up even though no worker has claimed it yet: it waited past the visibility timeout),
+# the batch id, idle ("1": also from a live claimer whose heartbeat says it is not on it).
 # Its claimer is alive only while the same incarnation beats: a worker that was killed and
 # restarted by its supervisor within the heartbeat timeout is not running the batch.
 #   result     - its result is there after all: take that instead
@@ -85,7 +91,10 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'claimed' then
   local owner = redis.call('HGET', KEYS[1], 'worker')
   local life = owner and redis.call('HGET', ARGV[1] .. owner, 'incarnation')
-  if life and life == redis.call('HGET', KEYS[1], 'incarnation') then return 'alive' end
+  if life and life == redis.call('HGET', KEYS[1], 'incarnation') then
+    local on_it = redis.call('HGET', ARGV[1] .. owner, 'busy') == ARGV[3]
+    if on_it or ARGV[4] ~= '1' then return 'alive' end
+  end
 elseif ARGV[2] ~= '1' then
   return 'queued'
 end

@@ -102,8 +102,12 @@ def batch_task(batch_id: str, queue: str, jobs: list[Job], max_batch: int = 0) -
     sources: dict[str, str] = {}
     for job in jobs:
         path = job.params.source_path if isinstance(job.params, ImageParams) else None
-        if path and Path(path).is_file():
+        if not path:
+            continue
+        try:
             sources[job.id] = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        except OSError:  # gone or unreadable: the worker's runner says so for this job
+            continue
     return BatchTask(batch_id, queue, tuple(jobs), sources, max_batch)
 
 

@@ -81,6 +81,8 @@ class WorkerNode:
         self.incarnation = secrets.token_hex(8)  # this start of the worker, not its name
         self._claim = client.register_script(keys.CLAIM)
         self._lock = threading.Lock()
+        # Held while the busy mark is written to Redis (a claim, a result, a heartbeat).
+        self._busy_writes = threading.Lock()
         self._cancelled: set[str] = set()
         self._busy = ""
         self._last_step = time.monotonic()
@@ -122,25 +124,43 @@ class WorkerNode:
 
     def run(self, payload: dict[str, Any]) -> None:
         """Run one batch (the Celery task's body, on the main thread)."""
-        task = BatchTask.from_json(payload)
-        verdict = self._until_redis(lambda: self._claim(
-            keys=[keys.batch_key(task.batch_id), keys.worker_key(self.name)],
-            args=[self.name, keys.WORKER_PREFIX, str(time.time()), task.batch_id,
-                  self.incarnation]))
-        if verdict != "ok":
-            log.info("batch %s: %s; dropping this copy", task.batch_id,
-                     "given up by the bot" if verdict == "gone" else "another worker runs it")
-            return
-        with self._lock:
-            self._busy = task.batch_id
-            self._last_step = time.monotonic()
         try:
-            result = self._render(task)
+            task = BatchTask.from_json(payload)
+        except (KeyError, TypeError, ValueError) as exc:  # another version's task
+            log.error("dropping a batch this worker cannot read (%s); the bot sends it "
+                      "again, then gives it up", exc)
+            return
+        with self._busy_writes:
+            verdict = self._until_redis(lambda: self._claim(
+                keys=[keys.batch_key(task.batch_id), keys.worker_key(self.name),
+                      keys.result_key(task.batch_id)],
+                args=[self.name, keys.WORKER_PREFIX, str(time.time()), task.batch_id,
+                      self.incarnation]))
+            if verdict == "ok":
+                with self._lock:
+                    self._busy = task.batch_id
+                    self._last_step = time.monotonic()
+        if verdict != "ok":
+            log.info("batch %s: %s; dropping this copy", task.batch_id, {
+                "gone": "given up by the bot", "done": "already done"}.get(
+                    verdict, "another worker runs it"))
+            return
+        try:
+            try:
+                result = self._render(task)
+            except Exception as exc:  # whatever failed, the bot hears of it (never silence)
+                log.exception("batch %s failed outside its run", task.batch_id)
+                result = BatchResult(task.batch_id, self.name, 0.0,
+                                     error=describe_failure(exc))
+            # Stored before the task returns (and Celery acknowledges it); the busy mark
+            # stays until then, so the bot never takes this worker for one that left it.
+            with self._busy_writes:
+                self._until_redis(lambda: self._put_result(result))
+                with self._lock:
+                    self._busy = ""
         finally:
             with self._lock:
                 self._busy = ""
-        # Stored before the task returns (and Celery acknowledges it).
-        self._until_redis(lambda: self._put_result(result))
 
     def _render(self, task: BatchTask) -> BatchResult:
         cancelled = self._already_cancelled([j.id for j in task.jobs])
@@ -256,7 +276,9 @@ class WorkerNode:
 
     def beat_once(self) -> None:
         key = keys.worker_key(self.name)
-        with self.redis.pipeline(transaction=True) as pipe:
+        # Not between a claim (or a stored result) and the busy mark it sets: a beat with
+        # the mark read before would undo it in Redis.
+        with self._busy_writes, self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=dict(self.heartbeat()))  # type: ignore[arg-type]
             pipe.pexpire(key, self._beat_ttl_ms)
             pipe.execute()
@@ -265,9 +287,11 @@ class WorkerNode:
         while not self._stop.is_set():
             try:
                 self.beat_once()
+                wait = self._beat_every
             except RedisError as exc:
                 log.debug("heartbeat failed: %s", exc)
-            self._stop.wait(self._beat_every)
+                wait = 0.5  # beat again as soon as Redis is back: the bot waits for it
+            self._stop.wait(wait)
 
     def _listen_for_cancels(self) -> None:
         while not self._stop.is_set():

@@ -45,6 +45,6 @@ def test_counted_before_expanded_and_capped() -> None:
     ("{a, {b, c} fox", "the '{' at character 1 is never closed"),
 ])
 def test_unbalanced_braces_say_where(text: str, where: str) -> None:
-    with pytest.raises(PromptError, match="write \\\\[{}] for a literal brace") as err:
+    with pytest.raises(PromptError, match=r"write \\[{}] for a literal brace") as err:
         expand_permutations(text, 12)
     assert where in str(err.value)

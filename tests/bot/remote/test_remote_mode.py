@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,11 @@ def custom_id(message: Message, prefix: str) -> str:
     found = [c for c in message.custom_ids if c.startswith(prefix)]
     assert found, f"no {prefix} button on {message.content!r}: {message.custom_ids}"
     return found[0]
+
+
+def job_id_of_only(remote: Remote) -> str:
+    [job_id] = remote.job_rows()
+    return job_id
 
 
 def delivered_once(results: list[Message], expected: int) -> list[str]:
@@ -315,10 +320,9 @@ async def test_a_story_and_a_variation_run_on_the_workers(
     assert workers == {"w1"}
 
 
-async def test_a_batch_whose_taker_died_before_claiming_it_is_sent_again(
-        remote: Remote, tiny_models: TinyModelPaths) -> None:
-    # A worker that takes the task from the queue and dies before its claim: here a
-    # heartbeat with no process behind it, and the task removed from the broker's queue.
+def ghost_worker(remote: Remote) -> WorkerNode:
+    """A heartbeat with no worker behind it: the bot sends it a batch that nobody claims
+    (as when a worker takes a task from the queue and dies before its claim)."""
     settings = settings_from_mapping({
         "image": {"model": remote.harness.settings.image.model},
         "story": {"model": remote.harness.settings.story.model},
@@ -326,12 +330,67 @@ async def test_a_batch_whose_taker_died_before_claiming_it_is_sent_again(
     ghost = WorkerNode(settings, build_runner(settings), ExecutorLimits(), "ghost",
                        remote.redis)
     ghost.beat_once()
+    return ghost
+
+
+async def test_a_batch_sent_to_a_worker_that_vanished_queues_again(remote: Remote) -> None:
+    ghost = ghost_worker(remote)
     await remote.harness.start()
     await remote.imagine("a fox nobody claimed")
     image_queue = ghost.queues[0]
     await wait_until(lambda: remote.redis.llen(image_queue) > 0, what="the task to be sent")
     remote.redis.delete(image_queue, keys.worker_key("ghost"))
+    # With nobody left to take it, the job waits in the queue again, and says why.
+    await wait_until(lambda: [e.state.value for e in remote.harness.services.executor.snapshot()]
+                     == ["queued"], timeout=30, what="the job to queue again")
+    assert remote.job_rows()[job_id_of_only(remote)]["attempts"] == 0
 
     await remote.start_workers("w1", step_delay=0.02)
     [job_id] = delivered_once(await remote.wait_for_results(1, timeout=90), 1)
     assert remote.job_rows()[job_id]["worker"] == "w1"
+
+
+async def test_a_batch_whose_taker_died_before_claiming_it_is_sent_again(
+        remote: Remote) -> None:
+    await remote.start_workers("w1", step_delay=0.3)
+    await remote.harness.start()
+    h = remote.harness
+    await remote.imagine("keeps w1 busy", user=h.world.mod)
+    await wait_until(lambda: remote.busy_worker() is not None, what="w1 to start")
+    ghost = ghost_worker(remote)  # idle: the bot sends it the next batch
+    await remote.imagine("a fox the ghost took")
+    image_queue = ghost.queues[0]
+    await wait_until(lambda: remote.redis.llen(image_queue) > 0, what="the task to be sent")
+    remote.redis.delete(image_queue, keys.worker_key("ghost"))
+    # Once w1 is idle and the batch still unclaimed, the bot sends it again.
+    results = delivered_once(await remote.wait_for_results(2, timeout=120), 2)
+    assert {remote.job_rows()[j]["worker"] for j in results} == {"w1"}
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "aof-redis", persistent=True)
+    server.start()
+    yield server
+    server.kill()
+
+
+async def test_a_persistent_redis_back_after_the_heartbeats_expired_loses_nothing(
+        tiny_models: TinyModelPaths, tmp_path: Path, discord_double: DiscordDouble,
+        discord_world: SeededWorld, persistent_redis: RedisServer) -> None:
+    # docker-compose's Redis keeps its data; its heartbeats come back expired. The worker
+    # rendering all along is not taken for lost: its one run is all the job costs.
+    remote = Remote(tiny_models, tmp_path, discord_double, discord_world, persistent_redis)
+    try:
+        await remote.start_workers("w1", step_delay=0.5)
+        await remote.harness.start()
+        await remote.imagine("a fox through a Redis restart")
+        await wait_until(lambda: remote.busy_worker() is not None, what="the worker to start")
+        persistent_redis.kill()
+        await asyncio.sleep(5.0)  # past worker_timeout_s (3 s): every heartbeat expires
+        persistent_redis.start()
+        [job_id] = delivered_once(await remote.wait_for_results(1, timeout=120), 1)
+        assert remote.job_rows()[job_id]["attempts"] == 1, "its run was not counted lost"
+    finally:
+        await remote.harness.stop()
+        remote.close()
