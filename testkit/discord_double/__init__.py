@@ -11,6 +11,11 @@ Quick start (the pytest fixtures are in tests/conftest.py; helpers in ``seeding.
             assert (await rec.wait_ack()).latency < 3
             result = await discord_double.wait_for_message(lambda m: bool(m.attachments))
         discord_double.assert_clean()
+
+Files for attachment options: ``discord_double.upload_attachment(name, data)`` (served
+at its URL by the double). Modals: the bot's type-9 answer is ``rec.modal`` (a
+:class:`ModalRecord`); ``await discord_double.submit_modal(guild_id, channel_id,
+user_id, rec, {"field": "text"})`` submits it.
 """
 
 from .gateway import (
@@ -45,7 +50,15 @@ from .openapi import (
     load_spec,
     spec_from_env,
 )
-from .recording import Ack, InteractionRecord, RateLimitRule, RecordedRequest, UploadedFile
+from .recording import (
+    Ack,
+    InteractionRecord,
+    ModalField,
+    ModalRecord,
+    RateLimitRule,
+    RecordedRequest,
+    UploadedFile,
+)
 from .server import CommandSync, CommandUnavailable, DiscordDouble, point_discord_py_at
 
 __all__ = [
@@ -71,6 +84,8 @@ __all__ = [
     "Member",
     "Message",
     "MessageFlag",
+    "ModalField",
+    "ModalRecord",
     "OpenApiSpec",
     "Overwrite",
     "Perm",

@@ -302,3 +302,160 @@ def check_commands(bodies: Sequence[dict[str, Any]]) -> None:
         seen.add(key)
     if sum(1 for b in bodies if b.get("type", 1) == 1) > 100:
         raise _too_long("", 100)
+
+
+# ----- modals (interaction callback type 9) ------------------------------------------------
+
+MODAL_TITLE_MAX = 45
+MODAL_COMPONENTS_MAX = 5
+MODAL_LABEL_MAX = 45
+MODAL_LABEL_DESCRIPTION_MAX = 100
+TEXT_INPUT_VALUE_MAX = 4000
+TEXT_INPUT_PLACEHOLDER_MAX = 100
+TEXT_DISPLAY_MAX = 4000
+SELECT_PLACEHOLDER_MAX = 150
+FILE_UPLOAD_VALUES_MAX = 10
+# What a Label may hold in a modal: selects, a text input, a file upload, radio and
+# checkbox groups, a checkbox.
+LABEL_CHILD_TYPES = {3, 4, 5, 6, 7, 8, 19, 21, 22, 23}
+MODAL_TOP_TYPES = (1, 10, 18)
+
+
+def _required(path: str) -> ApiError:
+    return form_error(path, "BASE_TYPE_REQUIRED", "This field is required")
+
+
+def _bad_length(path: str, low: int, high: int) -> ApiError:
+    return form_error(path, "BASE_TYPE_BAD_LENGTH", f"Must be between {low} and {high} in length.")
+
+
+def _check_text(path: str, value: Any, high: int, *, low: int = 0, required: bool = False) -> None:
+    if value is None:
+        if required:
+            raise _required(path)
+        return
+    if not isinstance(value, str):
+        raise form_error(path, "STRING_TYPE_CONVERT", "Could not interpret value as string.")
+    if len(value) > high:
+        raise _too_long(path, high)
+    if len(value) < low:
+        raise _bad_length(path, low, high)
+
+
+def _check_int(path: str, value: Any, low: int, high: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise form_error(path, "NUMBER_TYPE_COERCE", f'Value "{value}" is not int.')
+    if value < low:
+        raise form_error(
+            path, "NUMBER_TYPE_MIN", f"Int value should be greater than or equal to {low}."
+        )
+    if value > high:
+        raise form_error(
+            path, "NUMBER_TYPE_MAX", f"Int value should be less than or equal to {high}."
+        )
+
+
+def _check_text_input(path: str, component: dict[str, Any], seen: set[str], *,
+                      labelled: bool) -> None:
+    _check_custom_id(path, component, seen)
+    if component.get("style") not in (1, 2):
+        raise form_error(f"{path}.style", "BASE_TYPE_CHOICES", "Value must be one of {1, 2}.")
+    # A text input in an action row carries its own (now deprecated) label; inside a
+    # Label component the Label holds it.
+    _check_text(f"{path}.label", component.get("label"), MODAL_LABEL_MAX, low=1,
+                required=not labelled)
+    _check_text(f"{path}.value", component.get("value"), TEXT_INPUT_VALUE_MAX)
+    _check_text(f"{path}.placeholder", component.get("placeholder"), TEXT_INPUT_PLACEHOLDER_MAX)
+    low, high = component.get("min_length"), component.get("max_length")
+    _check_int(f"{path}.min_length", low, 0, TEXT_INPUT_VALUE_MAX)
+    _check_int(f"{path}.max_length", high, 1, TEXT_INPUT_VALUE_MAX)
+    if low is not None and high is not None and low > high:
+        raise form_error(
+            f"{path}.min_length",
+            "TEXT_INPUT_MIN_LENGTH_GREATER_THAN_MAX",
+            "min_length must be less than or equal to max_length",
+        )
+
+
+def _check_modal_select(path: str, component: dict[str, Any], seen: set[str]) -> None:
+    _check_custom_id(path, component, seen)
+    _check_text(f"{path}.placeholder", component.get("placeholder"), SELECT_PLACEHOLDER_MAX)
+    _check_int(f"{path}.min_values", component.get("min_values"), 0, 25)
+    _check_int(f"{path}.max_values", component.get("max_values"), 1, 25)
+    if component.get("type") == 3:
+        options = component.get("options")
+        if not isinstance(options, list) or not 1 <= len(options) <= 25:
+            raise _bad_length(f"{path}.options", 1, 25)
+
+
+def _check_label_child(path: str, component: Any, seen: set[str]) -> None:
+    if not isinstance(component, dict):
+        raise _required(path)
+    kind = component.get("type")
+    if kind not in LABEL_CHILD_TYPES:
+        allowed = ", ".join(map(str, sorted(LABEL_CHILD_TYPES)))
+        message = f'Value of field "type" must be one of ({allowed}).'
+        raise form_error(f"{path}.type", "UNION_TYPE_CHOICES", message)
+    if kind == 4:
+        _check_text_input(path, component, seen, labelled=True)
+    elif kind in SELECT_TYPES:
+        _check_modal_select(path, component, seen)
+    elif kind == 19:
+        _check_custom_id(path, component, seen)
+        _check_int(f"{path}.min_values", component.get("min_values"), 0, FILE_UPLOAD_VALUES_MAX)
+        _check_int(f"{path}.max_values", component.get("max_values"), 1, FILE_UPLOAD_VALUES_MAX)
+    else:  # radio group, checkbox group, checkbox
+        _check_custom_id(path, component, seen)
+
+
+def check_modal(data: Any, path: str = "data") -> None:
+    """Raise the 400 Discord answers for an invalid modal (the ``data`` of a type 9
+    interaction callback): a 1-45 character title, a 1-100 character custom_id and 1-5
+    top-level components, each an action row holding one text input, a Label holding
+    one input, or a Text Display; text inputs within Discord's length limits."""
+    if not isinstance(data, dict):
+        raise _required(path)
+    _check_text(f"{path}.title", data.get("title"), MODAL_TITLE_MAX, low=1, required=True)
+    custom_id = data.get("custom_id")
+    if custom_id is None:
+        raise _required(f"{path}.custom_id")
+    if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= CUSTOM_ID_MAX:
+        raise _bad_length(f"{path}.custom_id", 1, CUSTOM_ID_MAX)
+    components = data.get("components")
+    if components is None:
+        raise _required(f"{path}.components")
+    if not isinstance(components, list) or not 1 <= len(components) <= MODAL_COMPONENTS_MAX:
+        raise _bad_length(f"{path}.components", 1, MODAL_COMPONENTS_MAX)
+    seen: set[str] = set()
+    for i, component in enumerate(components):
+        here = f"{path}.components.{i}"
+        kind = component.get("type") if isinstance(component, dict) else None
+        if kind not in MODAL_TOP_TYPES:
+            raise form_error(
+                f"{here}.type",
+                "UNION_TYPE_CHOICES",
+                'Value of field "type" must be one of (1, 10, 18).',
+            )
+        if kind == 1:
+            children = component.get("components") or []
+            if len(children) != 1:
+                raise _bad_length(f"{here}.components", 1, 1)
+            child = children[0]
+            if not isinstance(child, dict) or child.get("type") != 4:
+                raise form_error(
+                    f"{here}.components.0.type",
+                    "UNION_TYPE_CHOICES",
+                    'Value of field "type" must be one of (4).',
+                )
+            _check_text_input(f"{here}.components.0", child, seen, labelled=False)
+        elif kind == 18:
+            _check_text(f"{here}.label", component.get("label"), MODAL_LABEL_MAX, low=1,
+                        required=True)
+            _check_text(f"{here}.description", component.get("description"),
+                        MODAL_LABEL_DESCRIPTION_MAX, low=1)
+            _check_label_child(f"{here}.component", component.get("component"), seen)
+        else:
+            _check_text(f"{here}.content", component.get("content"), TEXT_DISPLAY_MAX, low=1,
+                        required=True)

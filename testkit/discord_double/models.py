@@ -335,7 +335,14 @@ class Guild:
 
 @dataclass
 class StoredAttachment:
-    """An uploaded file, with its bytes (the double also serves them at ``url``)."""
+    """An uploaded file, with its bytes (the double also serves them at ``url``).
+
+    The fields after ``ephemeral`` let a test make the file lie or its download fail:
+    ``declared_size`` is the ``size`` Discord reports (default ``len(data)``),
+    ``served`` the body the CDN answers with instead of ``data``, ``cut_after`` drops
+    the connection after that many bytes (with the full Content-Length announced),
+    ``cdn_status`` answers the download with that status instead, ``cdn_delay`` waits
+    that many seconds first."""
 
     id: int
     filename: str
@@ -346,10 +353,17 @@ class StoredAttachment:
     width: int | None = None
     height: int | None = None
     ephemeral: bool = False
+    channel_id: int | None = None
+    declared_size: int | None = None
+    served: bytes | None = None
+    cut_after: int | None = None
+    cdn_status: int = 200
+    cdn_delay: float = 0.0
+    downloads: int = 0  # how often the CDN route was asked for it
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        return len(self.data) if self.declared_size is None else self.declared_size
 
     def payload(self) -> JSON:
         data: JSON = {

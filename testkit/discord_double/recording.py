@@ -76,6 +76,96 @@ class Ack:
         return self.body.get("data") or {}
 
 
+@dataclass(frozen=True)
+class ModalField:
+    """One input of a modal the bot opened, as it sent it."""
+
+    custom_id: str
+    type: int  # 4 text input, 3/5/6/7/8 selects, 19 file upload, 21-23 radio/checkboxes
+    label: str | None  # the Label's text, or a text input's own (legacy) label
+    id: int | None = None  # the component id (Discord numbers those sent without)
+    description: str | None = None  # a Label's description
+    style: int | None = None  # text inputs: 1 short, 2 paragraph
+    value: str | None = None  # a text input's prefilled text (discord.py's ``default``)
+    placeholder: str | None = None
+    required: bool = True
+    min_length: int | None = None
+    max_length: int | None = None
+    min_values: int | None = None  # selects, file uploads, checkbox groups
+    max_values: int | None = None
+    options: tuple[JSON, ...] = ()  # string selects, radio and checkbox groups
+    in_label: bool = False  # wrapped in a Label (type 18) rather than an action row
+    component: JSON = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ModalRecord:
+    """A modal the bot answered an interaction with (callback type 9)."""
+
+    custom_id: str
+    title: str
+    components: list[JSON] = field(repr=False)  # as Discord keeps them: with ids filled in
+    fields: list[ModalField]
+    texts: list[str] = field(default_factory=list)  # the content of Text Display components
+
+    @classmethod
+    def from_components(cls, custom_id: str, title: str, components: list[JSON]) -> ModalRecord:
+        fields: list[ModalField] = []
+        texts: list[str] = []
+
+        def add(component: JSON, label: JSON | None) -> None:
+            holder = label or {}
+            fields.append(
+                ModalField(
+                    custom_id=component["custom_id"],
+                    type=component["type"],
+                    label=holder.get("label") if label is not None else component.get("label"),
+                    id=component.get("id"),
+                    description=holder.get("description"),
+                    style=component.get("style"),
+                    value=component.get("value"),
+                    placeholder=component.get("placeholder"),
+                    required=component.get("required") is not False,
+                    min_length=component.get("min_length"),
+                    max_length=component.get("max_length"),
+                    min_values=component.get("min_values"),
+                    max_values=component.get("max_values"),
+                    options=tuple(component.get("options") or ()),
+                    in_label=label is not None,
+                    component=component,
+                )
+            )
+
+        for top in components:
+            if top.get("type") == 1:
+                for child in top.get("components") or []:
+                    add(child, None)
+            elif top.get("type") == 18:
+                add(top["component"], top)
+            elif top.get("type") == 10:
+                texts.append(top.get("content") or "")
+        return cls(custom_id, title, components, fields, texts)
+
+    def field(self, custom_id: str) -> ModalField:
+        found = next((f for f in self.fields if f.custom_id == custom_id), None)
+        if found is None:
+            raise KeyError(f"the modal has no input {custom_id!r}; it has {self.custom_ids}")
+        return found
+
+    @property
+    def custom_ids(self) -> list[str]:
+        return [f.custom_id for f in self.fields]
+
+    @property
+    def labels(self) -> list[str | None]:
+        return [f.label for f in self.fields]
+
+    @property
+    def prefilled(self) -> dict[str, str]:
+        """The text inputs that open with text in them: {custom_id: value}."""
+        return {f.custom_id: f.value for f in self.fields if f.type == 4 and f.value}
+
+
 class _Host(Protocol):
     world: World
     requests: list[RecordedRequest]
@@ -105,7 +195,8 @@ class InteractionRecord:
     original_message_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
     autocomplete_choices: list[JSON] | None = None
-    modal: JSON | None = None
+    modal: ModalRecord | None = None  # the modal the bot answered with (ack type 9)
+    submits: list[InteractionRecord] = field(default_factory=list, repr=False)  # its submits
 
     async def wait_ack(self, timeout: float = 5.0) -> Ack:  # noqa: ASYNC109
         """The callback; fails if none arrives within ``timeout`` seconds. Discord's own

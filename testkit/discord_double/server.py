@@ -25,7 +25,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import yarl
 from aiohttp import BodyPartReader, web
@@ -56,7 +56,14 @@ from .models import (
     snowflake,
 )
 from .openapi import OpenApiSpec, SpecViolation, spec_from_env
-from .recording import Ack, InteractionRecord, RateLimitRule, RecordedRequest, UploadedFile
+from .recording import (
+    Ack,
+    InteractionRecord,
+    ModalRecord,
+    RateLimitRule,
+    RecordedRequest,
+    UploadedFile,
+)
 from .world import World
 
 T = TypeVar("T")
@@ -233,15 +240,22 @@ class DiscordDouble:
         return self.base_url + API_PREFIX
 
     @property
+    def cdn_base(self) -> str:
+        """Where the double serves files, as Discord's CDN does (cdn.discordapp.com); the
+        same server as the API."""
+        return self.base_url
+
+    @property
     def gateway_url(self) -> str:
         return f"ws://{self.host}:{self.port}/gateway"
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self.gateway.handle)
-        app.router.add_get(
-            "/attachments/{channel_id}/{attachment_id}/{filename}", self._serve_attachment
-        )
+        for kind in ("attachments", "ephemeral-attachments"):
+            app.router.add_get(
+                f"/{kind}/{{channel_id}}/{{attachment_id}}/{{filename}}", self._serve_attachment
+            )
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._handle_rest)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
@@ -771,11 +785,36 @@ class DiscordDouble:
             return 501, {"message": f"discord double failed: {exc!r}", "code": 0}, {}
         return status, answer, {}
 
-    async def _serve_attachment(self, request: web.Request) -> web.Response:
-        attachment = self.world.attachments.get(int(request.match_info["attachment_id"]))
-        if attachment is None:
+    async def _serve_attachment(self, request: web.Request) -> web.StreamResponse:
+        """The CDN: a file's bytes at its URL (any query string is ignored), or the
+        failure the test gave it (see :meth:`upload_attachment`)."""
+        raw_id = request.match_info["attachment_id"]
+        attachment = self.world.attachments.get(int(raw_id)) if raw_id.isdigit() else None
+        ephemeral = request.path.startswith("/ephemeral-attachments/")
+        if (
+            attachment is None
+            or str(attachment.channel_id) != request.match_info["channel_id"]
+            or attachment.ephemeral != ephemeral
+            or attachment.filename != request.match_info["filename"]
+        ):
             return web.Response(status=404, text="Not Found")
-        return web.Response(body=attachment.data, headers={"Content-Type": attachment.content_type})
+        attachment.downloads += 1
+        self._changed()
+        if attachment.cdn_delay > 0:
+            await asyncio.sleep(attachment.cdn_delay)
+        if attachment.cdn_status != 200:
+            return web.Response(status=attachment.cdn_status, text=f"{attachment.cdn_status}")
+        body = attachment.data if attachment.served is None else attachment.served
+        headers = {"Content-Type": attachment.content_type}
+        if attachment.cut_after is None:
+            return web.Response(body=body, headers=headers)
+        # Announce the whole file, send part of it, then drop the connection.
+        response = web.StreamResponse(headers=headers)
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[: attachment.cut_after])
+        _drop_connection(request)
+        return response
 
     # ----- users, application, guilds ------------------------------------------------------
 
@@ -1459,12 +1498,10 @@ class DiscordDouble:
                 )
             rec.autocomplete_choices = choices
         elif kind == 9:
-            title = data.get("title")
-            if not data.get("custom_id") or not isinstance(title, str) or not 1 <= len(title) <= 45:
-                raise err.form_error(
-                    "data", "MODAL_INVALID", "A modal needs a custom_id and a 1-45 character title"
-                )
-            rec.modal = data
+            limits.check_modal(body.get("data"))
+            rec.modal = ModalRecord.from_components(
+                data["custom_id"], data["title"], self._number_components(data["components"])
+            )
         elif kind == 4:
             message = self._create_message(
                 channel, self.bot_user.id, data, call.files, interaction=rec
@@ -1620,15 +1657,7 @@ class DiscordDouble:
         guild = self.world.guilds[channel.guild_id]
         if kind in (6, 7, 8, 9, 11):
             if kind == 11:
-                if not isinstance(value, StoredAttachment):
-                    filename, data, *declared = value
-                    value = self.world.store_attachment(
-                        channel.id,
-                        filename,
-                        data,
-                        declared[0] if declared else None,
-                        ephemeral=True,
-                    )
+                value = self._user_file(value, channel)
                 resolved.setdefault("attachments", {})[str(value.id)] = value.payload()
                 return {"name": name, "type": kind, "value": str(value.id)}
             target = int(getattr(value, "id", value))
@@ -1915,64 +1944,265 @@ class DiscordDouble:
             MESSAGE_COMPONENT, guild_id, channel_id, user_id, data, name=custom_id, message=message
         )
 
+    def upload_attachment(
+        self,
+        filename: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        channel_id: int | None = None,
+        description: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        size: int | None = None,
+        served: bytes | None = None,
+        cut_after: int | None = None,
+        cdn_status: int = 200,
+        cdn_delay: float = 0.0,
+        ephemeral: bool = True,
+    ) -> StoredAttachment:
+        """A file as a member's Discord client uploads it for a slash command's attachment
+        option (or a modal's file upload): pass the result as the option's value.
+
+        ``content_type`` is what Discord reports (default: from the file's magic bytes,
+        else its extension; a test may lie, e.g. ``image/png`` for text), ``width`` and
+        ``height`` default to the image's (from its header, so a truncated or huge PNG
+        still has them; left out for data that is no image), ``size`` to ``len(data)``.
+        The CDN serves ``data`` at the URL, or ``served`` instead, or answers
+        ``cdn_status``, after ``cdn_delay`` seconds; ``cut_after`` drops the connection
+        after that many bytes. The URL names the channel the file is first used in
+        (``channel_id`` fixes it now)."""
+        attachment = self.world.store_attachment(
+            None, filename, data, content_type, description=description, ephemeral=ephemeral
+        )
+        if width is not None:
+            attachment.width = width
+        if height is not None:
+            attachment.height = height
+        attachment.declared_size = size
+        attachment.served = served
+        attachment.cut_after = cut_after
+        attachment.cdn_status = cdn_status
+        attachment.cdn_delay = cdn_delay
+        if channel_id is not None:
+            self.world.bind_attachment(attachment, channel_id)
+        return attachment
+
+    def _user_file(self, value: Any, channel: Channel) -> StoredAttachment:
+        """A file a user gives an option or a modal: a StoredAttachment from
+        :meth:`upload_attachment`, or ``(filename, bytes[, content_type])``."""
+        if isinstance(value, StoredAttachment):
+            self.world.bind_attachment(value, channel.id)
+            return value
+        filename, data, *declared = value
+        return self.world.store_attachment(
+            channel.id, filename, data, declared[0] if declared else None, ephemeral=True
+        )
+
+    def _find_modal(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        modal: InteractionRecord | str,
+        message_id: int | None,
+    ) -> InteractionRecord:
+        if isinstance(modal, InteractionRecord):
+            opened = modal
+            if opened.modal is None:
+                raise ValueError(f"interaction {opened.name!r} was not answered with a modal")
+        else:
+            found = [
+                rec
+                for rec in self.interactions.values()
+                if rec.modal is not None
+                and rec.modal.custom_id == modal
+                and rec.user_id == user_id
+                and rec.channel_id == channel_id
+                and (message_id is None or rec.source_message_id == message_id)
+            ]
+            if not found:
+                raise ValueError(
+                    f"no modal {modal!r} was shown to user {user_id} in channel {channel_id}"
+                )
+            opened = found[-1]
+        if opened.user_id != user_id:
+            raise ValueError(f"only the user it was shown to ({opened.user_id}) can submit it")
+        if (opened.guild_id, opened.channel_id) != (guild_id, channel_id):
+            raise ValueError(f"the modal was shown in channel {opened.channel_id}")
+        if message_id is not None and opened.source_message_id != message_id:
+            raise ValueError(f"the modal was not opened from message {message_id}")
+        return opened
+
+    def _modal_answer(
+        self,
+        opened: InteractionRecord,
+        values: Mapping[str, Any],
+        channel: Channel,
+    ) -> tuple[list[JSON], dict[str, dict[str, JSON]]]:
+        """The submitted components, mirroring the modal's tree: each input with its
+        ``custom_id`` and ``value``/``values`` (and the ids Discord numbered)."""
+        modal = opened.modal
+        assert modal is not None
+        unknown = set(values)
+        resolved: dict[str, dict[str, JSON]] = {}
+        unset = object()
+
+        def answer(component: JSON) -> JSON:
+            kind, custom_id = component["type"], component["custom_id"]
+            unknown.discard(custom_id)
+            given = values.get(custom_id, unset)
+            required = component.get("required") is not False
+            out: JSON = {"type": kind, "id": component.get("id"), "custom_id": custom_id}
+            what = f"{custom_id!r} of modal {modal.custom_id!r}"
+            if kind == 4:
+                text = (component.get("value") or "") if given is unset else (given or "")
+                if not isinstance(text, str):
+                    raise ValueError(f"text input {what} takes a string")
+                if required and not text:
+                    raise ValueError(f"text input {what} is required")
+                low, high = component.get("min_length") or 0, component.get("max_length") or 4000
+                if text and not low <= len(text) <= high:
+                    raise ValueError(f"text input {what} takes {low}-{high} characters")
+                out["value"] = text
+                return out
+            if kind == 23:  # checkbox
+                checked = bool(component.get("default")) if given is unset else given
+                if not isinstance(checked, bool):
+                    raise ValueError(f"checkbox {what} takes a bool")
+                out["value"] = checked
+                return out
+            options = component.get("options") or []
+            offered = [str(o.get("value")) for o in options]
+            if kind == 21:  # radio group: one value or none
+                default = next((o["value"] for o in options if o.get("default")), None)
+                choice = default if given is unset else given
+                if choice is None and required:
+                    raise ValueError(f"radio group {what} is required")
+                if choice is not None and str(choice) not in offered:
+                    raise ValueError(f"radio group {what} offers {offered}, not {choice!r}")
+                out["value"] = None if choice is None else str(choice)
+                return out
+            if given is unset:
+                if kind in (3, 22):
+                    picked: list[Any] = [o["value"] for o in options if o.get("default")]
+                else:
+                    picked = [int(d["id"]) for d in component.get("default_values") or []]
+            elif isinstance(given, str | int | StoredAttachment) or (
+                kind == 19 and isinstance(given, tuple) and given and isinstance(given[0], str)
+            ):
+                picked = [given]
+            else:
+                picked = list(given)
+            low = component.get("min_values", 1)
+            high = component.get("max_values", len(options) if kind == 22 else 1)
+            if (picked or required) and not low <= len(picked) <= high:
+                raise ValueError(f"{what} takes between {low} and {high} values")
+            if kind in (3, 22):
+                if not {str(v) for v in picked} <= set(offered):
+                    raise ValueError(f"{what} offers {offered}, not {picked}")
+                out["values"] = [str(v) for v in picked]
+            elif kind == 19:  # file upload
+                files = [self._user_file(v, channel) for v in picked]
+                for stored in files:
+                    resolved.setdefault("attachments", {})[str(stored.id)] = stored.payload()
+                out["values"] = [str(f.id) for f in files]
+            else:  # user, role, mentionable and channel selects
+                option_kind = {5: 6, 6: 8, 7: 9, 8: 7}[kind]
+                for value in picked:
+                    self._option(
+                        {"name": custom_id, "type": option_kind, "channel_types":
+                         component.get("channel_types")},
+                        int(getattr(value, "id", value)),
+                        resolved,
+                        channel,
+                        opened.user_id,
+                    )
+                out["values"] = [str(getattr(v, "id", v)) for v in picked]
+            return out
+
+        def mirror(top: JSON) -> JSON:
+            kind = top["type"]
+            if kind == 1:
+                children = [answer(c) for c in top.get("components") or []]
+                return {"type": 1, "id": top.get("id"), "components": children}
+            if kind == 18:
+                return {"type": 18, "id": top.get("id"), "component": answer(top["component"])}
+            return {"type": kind, "id": top.get("id")}  # a Text Display
+
+        components = [mirror(c) for c in modal.components]
+        if unknown:
+            raise ValueError(f"the modal has no inputs {sorted(unknown)}, only {modal.custom_ids}")
+        return components, resolved
+
+    @overload
     async def submit_modal(
         self,
         opened: InteractionRecord,
-        values: Mapping[str, str | Sequence[str]],
+        values: Mapping[str, Any] | None = None,
+        /,
         *,
         user_id: int | None = None,
-    ) -> InteractionRecord:
-        """Fill in and submit the modal the bot answered ``opened`` with."""
-        modal = opened.modal
-        if modal is None:
-            raise ValueError(f"interaction {opened.name!r} was not answered with a modal")
-        unknown = set(values)
+    ) -> InteractionRecord: ...
 
-        def mirror(component: JSON) -> JSON:
-            kind = component["type"]
-            out: JSON = {"type": kind, "id": component.get("id")}
-            if kind == 1:
-                out["components"] = [mirror(c) for c in component.get("components", [])]
-            elif kind == 18:
-                out["component"] = mirror(component["component"])
-            elif kind == 4:
-                custom_id = component["custom_id"]
-                unknown.discard(custom_id)
-                value = values.get(custom_id, component.get("value") or "")
-                if not isinstance(value, str):
-                    raise ValueError(f"text input {custom_id!r} takes a string")
-                if component.get("required", True) and not value:
-                    raise ValueError(f"text input {custom_id!r} is required")
-                if value and not component.get("min_length", 0) <= len(value) <= component.get(
-                    "max_length", 4000
-                ):
-                    raise ValueError(f"text input {custom_id!r} has a length outside its bounds")
-                out.update(custom_id=custom_id, value=value)
-            elif kind in _SELECT_TYPES:
-                custom_id = component["custom_id"]
-                unknown.discard(custom_id)
-                picked = values.get(custom_id, [])
-                out.update(
-                    custom_id=custom_id,
-                    values=[picked] if isinstance(picked, str) else list(picked),
-                )
-            return out
+    @overload
+    async def submit_modal(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        modal: InteractionRecord | str,
+        /,
+        values: Mapping[str, Any] | None = None,
+        *,
+        message_id: int | None = None,
+    ) -> InteractionRecord: ...
 
-        components = [mirror(c) for c in modal.get("components", [])]
-        if unknown:
-            raise ValueError(f"the modal has no inputs {sorted(unknown)}")
-        data = {"custom_id": modal["custom_id"], "components": components}
+    async def submit_modal(self, *args: Any, **kwargs: Any) -> InteractionRecord:
+        """Fill in and submit a modal the bot opened, as the member it was shown to:
+        ``submit_modal(guild_id, channel_id, user_id, modal, values, message_id=...)``,
+        where ``modal`` is the interaction the bot answered with it (type 9) or the
+        modal's custom_id (the latest such modal shown to that user in that channel;
+        ``message_id`` picks the one opened from that message's component), or the
+        shorthand ``submit_modal(opened, values)``.
+
+        ``values`` maps an input's custom_id to what the user entered: text for text
+        inputs (those left out keep their prefilled text), a list of option values or
+        ids for selects, StoredAttachments or ``(filename, bytes[, type])`` for file
+        uploads, a value for radio groups, a bool for checkboxes. Checked the way
+        Discord's client checks them (required, lengths, options). The MODAL_SUBMIT
+        (type 5) carries ``message`` when the modal was opened from a component."""
+        if args and isinstance(args[0], InteractionRecord):
+            opened_rec: InteractionRecord = args[0]
+            values = args[1] if len(args) > 1 else kwargs.get("values")
+            guild_id, channel_id = opened_rec.guild_id, opened_rec.channel_id
+            user_id = kwargs.get("user_id") or opened_rec.user_id
+            target: InteractionRecord | str = opened_rec
+            message_id = None
+        else:
+            guild_id, channel_id, user_id, target = args[:4]
+            values = args[4] if len(args) > 4 else kwargs.get("values")
+            message_id = kwargs.get("message_id")
+        opened = self._find_modal(guild_id, channel_id, user_id, target, message_id)
+        assert opened.modal is not None
+        channel = self.world.channels[channel_id]
+        components, resolved = self._modal_answer(opened, values or {}, channel)
+        data: JSON = {"custom_id": opened.modal.custom_id, "components": components}
+        if resolved:
+            data["resolved"] = resolved
         source = self.world.messages.get(opened.source_message_id or 0)
-        return await self._send_interaction(
+        rec = await self._send_interaction(
             MODAL_SUBMIT,
-            opened.guild_id,
-            opened.channel_id,
-            user_id or opened.user_id,
+            guild_id,
+            channel_id,
+            user_id,
             data,
-            name=modal["custom_id"],
-            message=source,
+            name=opened.modal.custom_id,
+            message=source if source is not None and not source.deleted else None,
             opened_by=opened,
         )
+        opened.submits.append(rec)
+        return rec
 
     async def user_message(
         self,

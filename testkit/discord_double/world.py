@@ -6,8 +6,11 @@ import datetime as dt
 import io
 import mimetypes
 import re
+import struct
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from .models import (
     ALL_PERMISSIONS,
@@ -52,13 +55,28 @@ def sniff_content_type(filename: str, data: bytes, declared: str | None) -> str:
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as Discord's media server reports them, or None for data that
+    is not an image. A PNG's header is read directly, so huge ones (that PIL refuses as
+    decompression bombs) and truncated ones still get their declared size."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return (width, height) if width and height else None
     try:
         from PIL import Image  # optional: only used to fill width/height like Discord does
 
-        with Image.open(io.BytesIO(data)) as img:
-            return img.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size
     except Exception:
         return None
+
+
+def cdn_path(channel_id: int, attachment_id: int, filename: str, *, ephemeral: bool) -> str:
+    """The CDN path of a file: ``/ephemeral-attachments/...`` for the files a user gives a
+    slash command option or a modal, ``/attachments/...`` for message attachments."""
+    kind = "ephemeral-attachments" if ephemeral else "attachments"
+    return f"/{kind}/{channel_id}/{attachment_id}/{quote(filename)}"
 
 
 class World:
@@ -196,7 +214,7 @@ class World:
 
     def store_attachment(
         self,
-        channel_id: int,
+        channel_id: int | None,
         filename: str,
         data: bytes,
         declared_type: str | None = None,
@@ -204,6 +222,8 @@ class World:
         description: str | None = None,
         ephemeral: bool = False,
     ) -> StoredAttachment:
+        """Keep a file and give it a CDN URL on the double. A file stored without a
+        channel gets its URL when it is first used in one (:meth:`bind_attachment`)."""
         attachment_id = snowflake()
         content_type = sniff_content_type(filename, data, declared_type)
         size = image_size(data) if content_type.startswith("image/") else None
@@ -212,14 +232,26 @@ class World:
             filename=filename,
             data=data,
             content_type=content_type,
-            url=f"{self._base_url()}/attachments/{channel_id}/{attachment_id}/{filename}",
+            url="",
             description=description,
             width=size[0] if size else None,
             height=size[1] if size else None,
             ephemeral=ephemeral,
         )
         self.attachments[attachment_id] = attachment
+        if channel_id is not None:
+            self.bind_attachment(attachment, channel_id)
         return attachment
+
+    def bind_attachment(self, attachment: StoredAttachment, channel_id: int) -> None:
+        """Give a file stored without a channel its URL in ``channel_id`` (once)."""
+        if attachment.channel_id is not None:
+            return
+        attachment.channel_id = channel_id
+        path = cdn_path(
+            channel_id, attachment.id, attachment.filename, ephemeral=attachment.ephemeral
+        )
+        attachment.url = self._base_url() + path
 
     # ----- lookups -------------------------------------------------------------------
 
