@@ -36,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--aspect", help="1:1, 3:2, 2:3, 16:9 or 9:16")
     render.add_argument("--count", type=int, help="images, 1-4")
     render.add_argument("--model", help="hub id or folder (overrides image.model)")
+    render.add_argument("--image", type=Path, help="start from this picture (img2img)")
+    render.add_argument("--strength", type=float,
+                        help="with --image: how far to move from it (0.05-1; default "
+                             "image.img2img_strength)")
+    render.add_argument("--zoom-out", type=float, metavar="FACTOR",
+                        help="with --image: widen it, centred, FACTOR times (1.1-4; the bot's "
+                             "buttons offer 1.5 and 2)")
+    render.add_argument("--pan", choices=("left", "right", "up", "down"),
+                        help="with --image: extend it on one side by half its size")
     render.add_argument("--out", type=Path, default=Path("out"), help="folder for the files")
 
     worker = sub.add_parser("worker", help="serve as a remote GPU worker (executor.mode = "

@@ -47,6 +47,7 @@ def image_options(settings: Settings) -> ImageModelOptions:
         attention_slicing=s.attention_slicing, vae_tiling=s.vae_tiling,
         cpu_offload=s.cpu_offload, safety_checker=s.safety_checker,
         upscaler=s.upscaler or None, preview_vae=s.preview_vae or None, compile=s.compile,
+        inpaint_model=s.inpaint_model or None,
     )
 
 

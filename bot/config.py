@@ -131,6 +131,7 @@ class ImageSettings:
     cpu_offload: bool = setting(False)
     safety_checker: bool = setting(False)
     upscaler: str = setting("")
+    inpaint_model: str = setting("")  # zoom out / pan; empty = inpaint on image.model
     preview_vae: str = setting("")
     compile: bool = setting(False)
     preview_every: int = setting(2, _between(0, 150))
@@ -140,6 +141,11 @@ class ImageSettings:
     max_sweep: int = setting(8, _between(1, 25))
     # Most jobs one /imagine makes from {a, b} permutations (times its repeat option).
     max_permutations: int = setting(12, _between(1, 100))
+    # /imagine image: a member's own picture: how far the result may move from it, and
+    # the largest upload taken (bytes, and pixels: a small file can hold a huge picture).
+    img2img_strength: float = setting(0.6, _between(0.05, 1.0))
+    max_input_mb: int = setting(10, _between(1, 100))
+    max_input_megapixels: float = setting(16.0, _between(0.1, 100))
     styles: tuple[StylePreset, ...] = setting(DEFAULT_STYLES)
 
 

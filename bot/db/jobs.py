@@ -32,6 +32,7 @@ from bot.executor.jobs import (
     origin_from_json,
 )
 from bot.images.files import save_images
+from bot.images.inputs import input_path
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +253,7 @@ class JobRepository:
         """Forget a job and remove its image files (the 🗑 button)."""
         async with self.db.execute("SELECT path FROM images WHERE job_id = ?", (job_id,)) as cur:
             paths = [Path(row["path"]) for row in await cur.fetchall()]
+        paths.append(input_path(self.images_dir, job_id))  # a member's own picture, if any
         await self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         await asyncio.to_thread(_remove_files, paths)
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import aiosqlite
 
 from bot.executor.jobs import JobState
+from bot.images.inputs import input_path
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,9 @@ async def sweep(db: aiosqlite.Connection, images_dir: Path, keep_days: int,
         marks = ", ".join("?" * len(ids))
         async with db.execute(f"SELECT path FROM images WHERE job_id IN ({marks})", ids) as cur:
             paths = [Path(row["path"]) for row in await cur.fetchall()]
+        images += len(paths)
+        # The members' own pictures (/imagine image:) go with their jobs.
+        paths += [p for p in (input_path(images_dir, job_id) for job_id in ids) if p.exists()]
         files += await asyncio.to_thread(_remove_files, paths, images_dir)
         await db.executemany(
             "INSERT OR REPLACE INTO expired_jobs (id, user_id, keep_days, expired_at)"
@@ -113,7 +117,6 @@ async def sweep(db: aiosqlite.Connection, images_dir: Path, keep_days: int,
             (*ids, *(s.value for s in SWEPT_STATES)),
         ) as cur:
             jobs += cur.rowcount
-        images += len(paths)
     await db.execute("DELETE FROM expired_jobs WHERE expired_at < ?",
                      (now - TOMBSTONE_DAYS * DAY_S,))
     return SweepCounts(jobs=jobs, images=images, files=files, kept=len(rows) - len(old))

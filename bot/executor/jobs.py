@@ -22,6 +22,8 @@ class ImageMode(StrEnum):
     TXT2IMG = "txt2img"
     VARIATION = "variation"  # img2img from a stored image at moderate strength
     UPSCALE = "upscale"  # 2x plus a refine pass
+    IMG2IMG = "img2img"  # from a member's own picture (/imagine image:) at their strength
+    OUTPAINT = "outpaint"  # zoom out or pan: a stored image on a larger canvas, border inpainted
 
 
 class JobState(StrEnum):
@@ -89,6 +91,12 @@ class ImageParams:
     prompts: tuple[str, ...] = ()  # per-image prompts when they differ (all styles)
     negatives: tuple[str, ...] = ()
     styles_left_out: int = 0  # presets an "all styles" sweep left out (image.max_sweep)
+    # Outpaint (zoom out or pan; width × height is the new canvas): the zoom-out factor, or
+    # 0 for a pan; the pan's direction (left, right, up, down), or "" for a zoom; and the
+    # width in pixels of the soft seam where the original meets what was painted.
+    zoom_out: float = 0.0
+    pan: str = ""
+    mask_blur: int = 0
 
     @property
     def count(self) -> int:

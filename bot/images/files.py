@@ -22,6 +22,14 @@ def parameters_for(job: Job, result: ImageResult, index: int) -> GenerationParam
     if params.mode is not ImageMode.TXT2IMG:
         extra["Denoising strength"] = f"{params.strength:g}"
         extra["Mode"] = params.mode.value
+    if params.mode is ImageMode.OUTPAINT:
+        # AUTOMATIC1111 writes outpainting as img2img with a mask: Denoising strength (1:
+        # the border is painted from noise) and Mask blur (here the seam's width).
+        extra["Mask blur"] = str(params.mask_blur)
+        if params.pan:
+            extra["Pan"] = params.pan
+        else:
+            extra["Zoom out"] = f"{params.zoom_out:g}"
     width, height = image.image.size
     return GenerationParameters(
         prompt=params.prompt_for(index),

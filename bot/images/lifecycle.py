@@ -1,6 +1,6 @@
 """An image job's life without Discord: from a member's request to a queued job, from a
 finished job to its stored record, and from a stored record to the jobs its buttons make
-(re-roll, another style, variations, upscales).
+(re-roll, another style, variations, upscales, zoom out and pan).
 
 `/imagine` and its buttons share these rules and their messages; the cog only presents
 (status message, result post, buttons). The order of a job's life (see `JobState`):
@@ -31,6 +31,8 @@ from bot.executor.jobs import (
     ImagineOrigin,
     Job,
 )
+from bot.images.inputs import InputPicture, img2img_params, save_input
+from bot.images.outpaint import Outpaint, OutpaintError
 from bot.images.pnginfo import GenerationParameters, format_parameters, read_png_parameters
 from bot.images.requests import (
     MAX_REPEAT,
@@ -39,7 +41,10 @@ from bot.images.requests import (
     OptionError,
     build_image_params,
     derived,
+    outpainted,
     random_seed,
+    remix_prompt,
+    remixed,
     rerolled,
     restyled,
 )
@@ -91,8 +96,7 @@ class ImageJobs:
                 f"repeat = {repeat} with {len(prompts)} prompt(s) would make "
                 f"{len(prompts) * repeat} jobs; at most {cap} are allowed at once "
                 "(image.max_permutations).")
-        first = build_image_params(replace(options, prompt=prompts[0]), self.settings.image,
-                                   self.native_size)
+        first = self.request(replace(options, prompt=prompts[0]))
         out: list[ImageParams] = []
         for round_ in range(repeat):
             if round_ == 0:
@@ -101,10 +105,19 @@ class ImageJobs:
                 seed = (options.seed + round_ * first.count) % (MAX_SEED + 1)
             else:
                 seed = random_seed()
-            out.extend(build_image_params(replace(options, prompt=prompt, seed=seed),
-                                          self.settings.image, self.native_size)
+            out.extend(self.request(replace(options, prompt=prompt, seed=seed))
                        for prompt in prompts)
         return out
+
+    def from_picture(self, job: Job, picture: InputPicture, strength: float | None) -> Job:
+        """The job made img2img from the member's picture: saved as its source file (so
+        it survives a restart, and travels to a remote worker), at the picture's size."""
+        p = job.params
+        assert isinstance(p, ImageParams)
+        path = save_input(picture, self.jobs.images_dir, job.id)
+        strength = self.settings.image.img2img_strength if strength is None else strength
+        job.params = img2img_params(p, picture, path, strength)
+        return job
 
     def room_for(self, user_id: int) -> int:
         """How many more jobs the member may queue now (stories' waiting work counted)."""
@@ -208,6 +221,47 @@ class ImageJobs:
         return derived(_image_params(record), mode, index, record.job.id,
                        str(record.images[index].path), strength)
 
+    async def outpainted(self, record: JobRecord, index: int, op: Outpaint) -> ImageParams:
+        """Picture `index` of a finished single-picture job, zoomed out or panned (🔍 ⬅️ ➡️
+        ⬆️ ⬇️); raises ImageJobError saying why it can't be (e.g. over image.max_side)."""
+        if len(record.images) != 1:
+            raise ImageJobError("Zoom out and pan work on a single picture: press its U "
+                                "button first, then zoom out or pan the result.")
+        if index >= len(record.images):
+            raise ImageJobError(f"That job has only {len(record.images)} picture(s).")
+        path = record.images[index].path
+        size = await asyncio.to_thread(_picture_size, path)
+        if size is None:
+            raise ImageJobError("That picture's file is gone (it was deleted), so this "
+                                "button can't do anything any more.")
+        try:
+            return outpainted(_image_params(record), index, record.job.id, str(path), size,
+                              op, self.settings.image.max_side)
+        except OutpaintError as exc:
+            raise ImageJobError(str(exc)) from exc
+
+    def remix_form(self, record: JobRecord) -> tuple[str, str, int | None]:
+        """What the Remix form is filled in with: prompt, negative prompt, seed."""
+        params = _image_params(record)
+        return remix_prompt(params), params.negative, params.seeds[0] if params.seeds else None
+
+    def remixed(self, record: JobRecord, prompt: str, negative: str,
+                seed: int | None) -> ImageParams:
+        """A finished job with the member's edits (🖌 Remix). A remix of a variation keeps
+        its source picture and strength; of an upscale, a zoom or a pan, it starts from that
+        picture at the variation strength. Raises ImageJobError or PromptError."""
+        params = _image_params(record)
+        source: tuple[str, str, float] | None = None
+        if params.mode in (ImageMode.VARIATION, ImageMode.IMG2IMG) and params.source_path:
+            source = (params.source_job or record.job.id, params.source_path, params.strength)
+        elif params.mode is not ImageMode.TXT2IMG:
+            source = (record.job.id, str(record.images[0].path),
+                      self.settings.image.variation_strength)
+        if source is not None and not Path(source[1]).exists():
+            raise ImageJobError("The picture this remix starts from is gone (it was "
+                                "deleted), so it can't be remixed any more.")
+        return remixed(params, prompt, negative, seed, self.settings.image, source)
+
     def restyled(self, record: JobRecord, style: str) -> ImageParams:
         """Same subject and seed in another preset (the style menu)."""
         preset = find_style(self.settings.image.styles, style)
@@ -259,6 +313,14 @@ def _load_result(record: JobRecord) -> ImageResult:
     # public_model_name: jobs stored before results stopped naming a folder by its full path.
     return ImageResult(tuple(pictures), dict(record.timings),
                        public_model_name(record.model or ""), record.sampler or "")
+
+
+def _picture_size(path: Path) -> tuple[int, int] | None:
+    try:
+        with PILImage.open(path) as image:
+            return image.size
+    except (OSError, PILImage.UnidentifiedImageError):
+        return None
 
 
 def _read_parameters(path: Path) -> GenerationParameters | None:

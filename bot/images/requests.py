@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from bot.config import ImageSettings
 from bot.executor.jobs import ImageMode, ImageParams
+from bot.images.outpaint import Outpaint, plan
 from bot.prompts import PromptError, StylePreset, find_style, parse_prompt
 
 ASPECTS: dict[str, float] = {"1:1": 1.0, "3:2": 1.5, "2:3": 2 / 3, "16:9": 16 / 9, "9:16": 9 / 16}
@@ -189,6 +190,18 @@ def derived(params: ImageParams, mode: ImageMode, index: int, source_job: str,
     )
 
 
+def outpainted(params: ImageParams, index: int, source_job: str | None, source_path: str,
+               source_size: tuple[int, int], op: Outpaint, max_side: int) -> ImageParams:
+    """Zoom out or pan picture `index` (of `source_size` pixels) of a finished job, or any
+    picture (`source_job` None: the CLI's): same prompt and seed, on the canvas `plan` picks
+    within `max_side`. Raises OutpaintError (for the member) when it can't be done."""
+    layout = plan(source_size, op, max_side)
+    base = derived(params, ImageMode.OUTPAINT, index, source_job or "", source_path, 1.0)
+    return replace(base, source_job=source_job, width=layout.canvas[0],
+                   height=layout.canvas[1], zoom_out=op.zoom, pan=op.pan,
+                   mask_blur=layout.blur)
+
+
 __all__ = [
     "ALL_STYLES",
     "ASPECTS",
@@ -198,6 +211,41 @@ __all__ = [
     "build_image_params",
     "derived",
     "find_style",
+    "outpainted",
     "rerolled",
     "restyled",
 ]
+
+
+def remix_prompt(params: ImageParams) -> str:
+    """What the Remix form shows as the prompt: the subject, and its style inline."""
+    if params.style and params.style != ALL_STYLES and not params.labels:
+        return f"{params.subject} | {params.style}"
+    return params.subject
+
+
+def remixed(params: ImageParams, prompt: str, negative: str, seed: int | None,
+            settings: ImageSettings, source: tuple[str, str, float] | None) -> ImageParams:
+    """The edited prompt, negative and seed on a finished job's settings. `seed` None: new
+    seeds; the parent's first seed: its own series (same compositions). `source` (job id,
+    picture file, strength): img2img from that picture, for a remix of a variation or an
+    upscale. Raises PromptError (a message for the member)."""
+    # The form showed the whole negative prompt: what the member left there is all of it.
+    parsed = parse_prompt(prompt, styles=settings.styles, negative=negative,
+                          default_negative="", max_chars=settings.max_prompt_chars)
+    count = MAX_COUNT if source is not None else (
+        settings.count if params.labels else params.count)
+    if seed is not None and params.seeds and seed == params.seeds[0] and not params.labels \
+            and count == params.count:
+        seeds = params.seeds
+    else:
+        seeds = _series(random_seed() if seed is None else seed, count)
+    mode, strength, source_job, source_path = ImageMode.TXT2IMG, 0.0, None, None
+    if source is not None:
+        source_job, source_path, strength = source
+        mode = ImageMode.VARIATION
+    return ImageParams(
+        prompt=parsed.prompt, negative=parsed.negative, subject=parsed.subject,
+        style=parsed.style.name if parsed.style else None, seeds=seeds, steps=params.steps,
+        guidance=params.guidance, width=params.width, height=params.height, mode=mode,
+        strength=strength, source_job=source_job, source_path=source_path)

@@ -71,6 +71,9 @@ class ImageModelOptions:
     upscaler: str | None = None  # optional SD upscaler pipeline (x2 latent or x4) for upscale()
     preview_vae: str | None = None  # optional tiny VAE (e.g. madebyollin/taesd) for previews
     compile: bool = False  # torch.compile the UNet (CUDA): faster steps, a slow first run
+    # optional dedicated inpainting pipeline (e.g. a 9-channel SD inpainting checkpoint) for
+    # outpaint(); None: the inpaint pipeline on the shared weights (from_pipe)
+    inpaint_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class ImageEngine:
         self.pipe: Any = None
         self._img2img: Any = None
         self._upscaler: Any = None
+        self._inpainter: Any = None
+        self._inpaint_encoder: _PromptEncoder | None = None  # a dedicated model's own
+        self._inpaint_scheduler_config: dict[str, Any] | None = None  # a dedicated model's
         self._encoder: _PromptEncoder | None = None
         self._previewer: TinyVaePreviewer | None = None
         self._base_scheduler_config: dict[str, Any] = {}
@@ -160,6 +166,10 @@ class ImageEngine:
         pipe.scheduler = scheduler
         if self._img2img is not None:  # from_pipe copied the old scheduler reference
             self._img2img.scheduler = scheduler
+        if self._inpainter is not None:
+            config = self._inpaint_scheduler_config
+            self._inpainter.scheduler = scheduler if config is None \
+                else make_scheduler(name, config)
         self._scheduler_name = name
 
     # -- loading ---------------------------------------------------------------------------
@@ -194,6 +204,8 @@ class ImageEngine:
         self._place(pipe)
         self.pipe = pipe
         self._img2img = None
+        if self._inpaint_scheduler_config is None:  # from_pipe of the old pipeline
+            self._inpainter = None
         # 4. Prompt encoder (after placement: compel remembers the text encoder's device).
         self._encoder = _PromptEncoder(pipe)
         if opts.preview_vae:
@@ -350,6 +362,107 @@ class ImageEngine:
             self._img2img = AutoPipelineForImage2Image.from_pipe(self.pipe, dtype=self.dtype)
             self._img2img.set_progress_bar_config(disable=True)
         return self._img2img
+
+    # -- outpainting (zoom out, pan) -------------------------------------------------------
+
+    @property
+    def inpaint_model_name(self) -> str:
+        """What an outpainted picture names as its model: the dedicated one, if configured."""
+        return public_model_name(self.options.inpaint_model or self.options.model)
+
+    def outpaint(
+        self,
+        canvas: Image.Image,
+        mask: Image.Image,
+        spec: ImageSpec,
+        *,
+        on_step: StepCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        preview_every: int = 0,
+    ) -> GenerationOutput:
+        """Paint the white part of `mask` on `canvas` (both spec's width × height), keeping
+        the black part: diffusers' inpaint pipeline, on the shared weights (a 4-channel UNet:
+        the kept latents are blended back at every step) or on `options.inpaint_model`
+        (loaded here, on first use). `spec.strength` is the denoising strength of the
+        painted part (0, unset, means 1: painted from noise). Steps, previews and stopping
+        work as in `generate`. VAE tiling is on while the canvas is larger than the
+        model's native size, as for an upscale's refine pass."""
+        self._require_pipe()
+        first = _check_batch([replace(spec, init_image=None)])
+        started = time.perf_counter()
+        if should_stop is not None and should_stop():
+            return GenerationOutput([], [], interrupted=True, seconds=0.0)
+        pipe = self._inpaint_pipeline()
+        encoder = self._inpaint_encoder or self._encoder
+        assert encoder is not None
+        state: dict[str, bool] = {"interrupted": False}
+        size = (first.width, first.height)
+        kwargs: dict[str, Any] = {
+            "image": canvas.convert("RGB").resize(size) if canvas.size != size else canvas,
+            "mask_image": mask.convert("L").resize(size) if mask.size != size else mask,
+            "width": first.width,
+            "height": first.height,
+            "strength": first.strength if 0.0 < first.strength <= 1.0 else 1.0,
+            "num_inference_steps": first.steps,
+            "guidance_scale": first.guidance,
+            "generator": [_generator(first.seed)],
+            "callback_on_step_end": self._step_callback(on_step, should_stop, preview_every, state),
+            "callback_on_step_end_tensor_inputs": ["latents"],
+            "output_type": "pil",
+        }
+        vae = pipe.vae
+        tile = not self.options.vae_tiling and max(size) > self.default_size
+        if tile:
+            vae.enable_tiling()
+        try:
+            with torch.inference_mode():
+                kwargs.update(encoder.encode([first.prompt], [first.negative]))
+                out = pipe(**kwargs)
+        finally:
+            if tile:
+                vae.disable_tiling()
+        images = list(out.images)
+        flags = getattr(out, "nsfw_content_detected", None) or [False] * len(images)
+        return GenerationOutput(images=images, nsfw=[bool(f) for f in flags],
+                                interrupted=state["interrupted"],
+                                seconds=time.perf_counter() - started)
+
+    def _inpaint_pipeline(self) -> Any:
+        if self._inpainter is not None:
+            return self._inpainter
+        if self.options.inpaint_model:
+            self._inpainter = self._load_inpaint_model(self.options.inpaint_model)
+            return self._inpainter
+        from diffusers import AutoPipelineForInpainting
+
+        # Shares every module with the text-to-image pipeline, as img2img does; with a
+        # 4-channel UNet diffusers keeps the unmasked latents by blending them back each step.
+        pipe = AutoPipelineForInpainting.from_pipe(self.pipe, dtype=self.dtype)
+        pipe.set_progress_bar_config(disable=True)
+        self._inpainter = pipe
+        return pipe
+
+    def _load_inpaint_model(self, name: str) -> Any:
+        from diffusers import AutoPipelineForInpainting, DiffusionPipeline
+
+        source = resolve_model_source(name, kind="Inpainting model",
+                                      config_file="model_index.json",
+                                      setting="image.inpaint_model")
+        try:
+            config = DiffusionPipeline.load_config(source)
+            pipe = AutoPipelineForInpainting.from_pretrained(
+                source, dtype=self.dtype, **self._component_overrides(config))
+        except loader_errors() as exc:
+            raise load_failure(name, kind="Inpainting model", setting="image.inpaint_model",
+                               cause=exc) from exc
+        self._inpaint_scheduler_config = dict(pipe.scheduler.config)
+        pipe.scheduler = make_scheduler(self._scheduler_name, self._inpaint_scheduler_config)
+        pipe.set_progress_bar_config(disable=True)
+        self._place(pipe)
+        # After placement, as for the main pipeline: compel remembers the encoder's device.
+        self._inpaint_encoder = _PromptEncoder(pipe)
+        log.info("inpainting model %s loaded (%s)", name, type(pipe).__name__)
+        return pipe
 
     # -- upscaling -------------------------------------------------------------------------
 

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Modes rendered as img2img from `source_path` at `strength`, batched like txt2img.
+FROM_PICTURE = (ImageMode.VARIATION, ImageMode.IMG2IMG)
+
 TEXT_OUT_OF_MEMORY = ("The GPU ran out of memory while writing this line. Try again in a "
                       "moment; if it keeps happening, ask the host for a smaller story model "
                       "or a lower story.context_tokens.")
@@ -92,10 +95,10 @@ class ModelRunner:
 
     def batch_key(self, job: Job) -> Hashable | None:
         p = job.params
-        if not isinstance(p, ImageParams) or p.mode is ImageMode.UPSCALE:
+        if not isinstance(p, ImageParams) or p.mode in (ImageMode.UPSCALE, ImageMode.OUTPAINT):
             return None
         return (p.mode, p.steps, p.guidance, p.width, p.height,
-                p.strength if p.mode is ImageMode.VARIATION else 0.0)
+                p.strength if p.mode in FROM_PICTURE else 0.0)
 
     def batch_size(self, job: Job) -> int:
         return job.params.count if isinstance(job.params, ImageParams) else 1
@@ -107,6 +110,8 @@ class ModelRunner:
                 return [self._write_line(job, ctx) for job in jobs]
             if first.mode is ImageMode.UPSCALE:
                 return [self._upscale(job, ctx) for job in jobs]
+            if first.mode is ImageMode.OUTPAINT:
+                return [self._outpaint(job, ctx) for job in jobs]
             return self._generate(jobs, ctx)
         except Exception as exc:
             if _is_out_of_memory(exc):
@@ -187,7 +192,7 @@ class ModelRunner:
 
         p = job.params
         assert isinstance(p, ImageParams)
-        init = _load_source(p) if p.mode is ImageMode.VARIATION else None
+        init = _load_source(p) if p.mode in FROM_PICTURE else None
         if init is not None:
             init = init.resize((p.width, p.height))
         return [
@@ -219,6 +224,38 @@ class ModelRunner:
         return ImageResult((GeneratedImage(image, p.seeds[0]),),
                            {"generate_s": time.monotonic() - started, "batch": 1},
                            engine.model_name, engine.a1111_sampler)
+
+    def _outpaint(self, job: Job, ctx: RunContext) -> JobResult | Exception:
+        """Zoom out or pan: the source on the job's canvas, the border inpainted, the
+        original blended back over the seam (bot.images.outpaint has the geometry)."""
+        from bot.images.outpaint import Outpaint, OutpaintError, blend, layout_on, prepare
+        from bot.pipelines.diffusion import ImageSpec
+
+        p = job.params
+        assert isinstance(p, ImageParams)
+        engine = self.image_engine
+        source = _load_source(p)
+        try:
+            layout = layout_on(source.size, Outpaint.of(p), (p.width, p.height), p.mask_blur)
+        except OutpaintError as exc:
+            return exc
+        canvas, mask = prepare(source, layout)
+        spec = ImageSpec(prompt=p.prompt, negative=p.negative, seed=p.seeds[0], steps=p.steps,
+                         guidance=p.guidance, width=p.width, height=p.height,
+                         strength=p.strength)
+        started = time.monotonic()
+
+        def on_step(step: int, total: int, previews: Callable[[], list[Image]]) -> None:
+            ctx.progress(job, step, total, lambda: next(iter(previews()), None))
+
+        out = engine.outpaint(canvas, mask, spec, on_step=on_step,
+                              should_stop=lambda: ctx.cancelled(job.id))
+        if out.interrupted:
+            return RuntimeError("interrupted")
+        picture = blend(out.images[0], source, layout)
+        return ImageResult((GeneratedImage(picture, p.seeds[0], out.nsfw[0]),),
+                           {"generate_s": time.monotonic() - started, "batch": 1},
+                           engine.inpaint_model_name, engine.a1111_sampler)
 
     # ----- text jobs ------------------------------------------------------------------------
 

@@ -123,6 +123,31 @@ def _tiny_clip_tokenizer(folder: Path) -> object:
     return CLIPTokenizer.from_pretrained(str(folder), model_max_length=77)
 
 
+def _tiny_unet(in_channels: int) -> Any:
+    from diffusers import UNet2DConditionModel
+
+    # sample_size 32 latents × VAE scale factor 2 (two blocks) = 64×64 images by default.
+    return UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=in_channels,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+    )
+
+
+def _tiny_scheduler() -> Any:
+    from diffusers import PNDMScheduler
+
+    # Same scheduler config as SD 1.5 ships; hand-made configs need steps_offset=1.
+    return PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                         num_train_timesteps=1000, set_alpha_to_one=False,
+                         skip_prk_steps=True, steps_offset=1)
+
+
 def _tiny_vae() -> Any:
     """The 2-block VAE both tiny pipelines share (scale factor 2: 32² latents, 64² images)."""
     import torch
@@ -162,38 +187,17 @@ def _tiny_clip_config(**extra: Any) -> Any:
 def _build_tiny_image_model(folder: Path) -> None:
     import torch
     from diffusers import (
-        PNDMScheduler,
         StableDiffusionPipeline,
-        UNet2DConditionModel,
     )
     from transformers import CLIPTextModel
 
     tokenizer = _tiny_clip_tokenizer(folder / "_tokenizer_src")
     torch.manual_seed(_SEED)
-    # sample_size 32 latents × VAE scale factor 2 (two blocks) = 64×64 images by default.
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=2,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-    )
+    unet = _tiny_unet(in_channels=4)
     vae = _tiny_vae()
     torch.manual_seed(_SEED)
     text_encoder = CLIPTextModel(_tiny_clip_config())
-    # Same scheduler config as SD 1.5 ships; hand-made configs need steps_offset=1.
-    scheduler = PNDMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        set_alpha_to_one=False,
-        skip_prk_steps=True,
-        steps_offset=1,
-    )
+    scheduler = _tiny_scheduler()
     pipe: Any = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -273,6 +277,39 @@ def build_tiny_sdxl_model(folder: Path) -> Path:
     pipe.save_pretrained(str(folder))
     shutil.rmtree(folder / "_tokenizer_src")
     marker.write_text("tiny SDXL model built by bot.pipelines.tiny\n", encoding="utf-8")
+    return folder
+
+
+def build_tiny_inpaint_model(folder: Path) -> Path:
+    """Write a tiny random-weight StableDiffusionInpaintPipeline (64×64) to `folder`
+    (idempotent): the tiny image model's sizes with a 9-channel UNet (latents, mask, masked
+    picture), as a dedicated inpainting checkpoint has. For `image.inpaint_model` offline."""
+    folder = Path(folder)
+    marker = folder / _MARKER
+    if marker.exists():
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    import torch
+    from diffusers import StableDiffusionInpaintPipeline
+    from transformers import CLIPTextModel
+
+    tokenizer = _tiny_clip_tokenizer(folder / "_tokenizer_src")
+    torch.manual_seed(_SEED)
+    # 9 input channels: the latents, the mask and the masked picture's latents.
+    unet = _tiny_unet(in_channels=9)
+    vae = _tiny_vae()
+    torch.manual_seed(_SEED)
+    text_encoder = CLIPTextModel(_tiny_clip_config())
+    scheduler = _tiny_scheduler()
+    pipe: Any = StableDiffusionInpaintPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        scheduler=scheduler, safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(str(folder))
+    shutil.rmtree(folder / "_tokenizer_src")
+    marker.write_text("tiny inpainting model built by bot.pipelines.tiny\n", encoding="utf-8")
     return folder
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -18,6 +20,7 @@ from discord.ext import commands
 from bot.client import GreenheartBot
 from bot.db.jobs import JobRecord
 from bot.executor.handle import JobHandle
+from bot.images.inputs import InputPicture, InputPictureError, check_upload, read_picture
 from bot.images.requests import (
     ALL_STYLES,
     ASPECTS,
@@ -29,7 +32,7 @@ from bot.images.requests import (
 )
 from bot.prompts import PromptError, suggest_styles
 from cogs.common import is_nsfw
-from cogs.imagine.buttons import ACTIONS, ITEMS
+from cogs.imagine.buttons import ACTIONS, ITEMS, REMIX_FORM, form_values
 from cogs.imagine.presenter import ImaginePresenter
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,8 @@ class ImagineCog(commands.Cog, name="Imagine"):
         aspect="Shape of the picture",
         count=f"How many pictures (1-{MAX_COUNT})",
         repeat=f"Queue it this many times, with new seeds (1-{MAX_REPEAT})",
+        image="Start from your own picture (img2img)",
+        strength="With image: how far to move from it (0.05 keeps it, 1 ignores it)",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
     @app_commands.guild_only()
@@ -85,13 +90,21 @@ class ImagineCog(commands.Cog, name="Imagine"):
         aspect: str | None = None,
         count: app_commands.Range[int, 1, MAX_COUNT] | None = None,
         repeat: app_commands.Range[int, 1, MAX_REPEAT] = 1,
+        image: discord.Attachment | None = None,
+        strength: app_commands.Range[float, 0.05, 1.0] | None = None,
     ) -> None:
         # {a, b} groups in the prompt, and repeat, make one job each.
         try:
+            if strength is not None and image is None:
+                raise OptionError("strength only applies with image: attach a picture, or "
+                                  "leave strength out.")
             requests = self.images.requests(ImageOptions(
                 prompt=prompt, style=style, negative=negative, seed=seed, steps=steps,
                 guidance=guidance, aspect=aspect, count=count), repeat=repeat)
-        except (OptionError, PromptError) as exc:
+            if image is not None:
+                check_upload(image.filename, image.size, image.content_type,
+                             self.images.settings.image)
+        except (OptionError, PromptError, InputPictureError) as exc:
             await interaction.response.send_message(f"⚠️ {exc}", ephemeral=True)
             return
         for params in requests:
@@ -100,10 +113,44 @@ class ImagineCog(commands.Cog, name="Imagine"):
                 await interaction.response.send_message(f"⚠️ {refusal}", ephemeral=True)
                 return
         jobs = [self.presenter.new_job(interaction, params) for params in requests]
+        if image is not None:
+            # Fetching may take longer than Discord's 3 s to answer: acknowledge first.
+            await interaction.response.defer(thinking=True)
+            try:
+                picture = await self._picture_of(image)
+                jobs = [self.images.from_picture(job, picture, strength) for job in jobs]
+            except InputPictureError as exc:
+                await self.presenter.refuse_deferred(interaction, f"⚠️ {exc}")
+                return
         if len(jobs) == 1:
             await self.presenter.start_from_command(interaction, jobs[0])
         else:
             await self.presenter.start_many_from_command(interaction, jobs)
+
+    async def _picture_of(self, attachment: discord.Attachment) -> InputPicture:
+        try:
+            data = await attachment.read()
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as exc:
+            raise InputPictureError(f"image: {attachment.filename} could not be fetched from "
+                                    f"Discord ({exc}); try attaching it again.") from None
+        settings = self.images.settings.image
+        return await asyncio.to_thread(read_picture, data, attachment.filename, settings,
+                                       self.images.native_size)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A submitted Remix form: taken from the interaction itself, so a form opened
+        before a restart still works (the job is named in its custom_id)."""
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data: Any = interaction.data or {}
+        match = REMIX_FORM.fullmatch(str(data.get("custom_id", "")))
+        if match is None:
+            return
+        try:
+            await self.presenter.remix_submitted(interaction, match["job"], form_values(data))
+        except Exception as exc:
+            await self.bot.report_interaction_error(interaction, exc)
 
     @imagine.autocomplete("style")
     async def style_autocomplete(

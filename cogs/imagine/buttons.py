@@ -17,6 +17,7 @@ import discord
 from bot.client import PartKey
 from bot.db.jobs import JobRecord
 from bot.executor.jobs import ImageMode, ImageParams
+from bot.images.outpaint import Outpaint
 from bot.prompts import StylePreset
 from cogs.common import bot_of
 
@@ -33,6 +34,9 @@ class ButtonActions(Protocol):
                      index: int) -> None: ...
     async def restyle(self, interaction: discord.Interaction[Any], job_id: str,
                       style: str) -> None: ...
+    async def outpaint(self, interaction: discord.Interaction[Any], job_id: str, index: int,
+                       op: Outpaint) -> None: ...
+    async def remix(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
     async def show_parameters(self, interaction: discord.Interaction[Any],
                               job_id: str) -> None: ...
     async def delete(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
@@ -66,7 +70,7 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
 
     def __init__(self, job_id: str, index: int = 0, *, row: int | None = None) -> None:
         custom_id = f"gh:{self.action}:{job_id}" + (f":{index}" if self.indexed else "")
-        label = f"{self.letter}{index + 1}" if self.indexed else self.label
+        label = f"{self.letter}{index + 1}" if self.letter else self.label
         super().__init__(discord.ui.Button(emoji=self.emoji, label=label, style=self.colour,
                                            custom_id=custom_id), row=row)
         self.job_id, self.index = job_id, index
@@ -105,6 +109,89 @@ class Variation(JobButton, action="var", indexed=True):
 
     async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
         await actions.derive(interaction, self.job_id, ImageMode.VARIATION, self.index)
+
+
+class _Widen:
+    """Zoom out or pan one picture (its index is in the custom_id): `op` says which."""
+
+    op: ClassVar[Outpaint]
+    job_id: str
+    index: int
+
+    async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
+        await actions.outpaint(interaction, self.job_id, self.index, self.op)
+
+
+class ZoomOut15(_Widen, JobButton, action="zoom15", indexed=True):
+    emoji, label, op = "🔍", "Zoom out 1.5×", Outpaint(zoom=1.5)
+
+
+class ZoomOut2(_Widen, JobButton, action="zoom2", indexed=True):
+    emoji, label, op = "🔍", "Zoom out 2×", Outpaint(zoom=2.0)
+
+
+class PanLeft(_Widen, JobButton, action="panl", indexed=True):
+    emoji, op = "⬅️", Outpaint(pan="left")
+
+
+class PanRight(_Widen, JobButton, action="panr", indexed=True):
+    emoji, op = "➡️", Outpaint(pan="right")
+
+
+class PanUp(_Widen, JobButton, action="panu", indexed=True):
+    emoji, op = "⬆️", Outpaint(pan="up")
+
+
+class PanDown(_Widen, JobButton, action="pand", indexed=True):
+    emoji, op = "⬇️", Outpaint(pan="down")
+
+
+ZOOMS = (ZoomOut15, ZoomOut2)
+PANS = (PanLeft, PanRight, PanUp, PanDown)
+
+
+class Remix(JobButton, action="remix"):
+    emoji = "🖌️"
+    label = "Remix"
+
+    async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
+        await actions.remix(interaction, self.job_id)
+
+
+# The Remix form. Its submit is taken by the cog from the interaction itself (not by this
+# object, which a restart forgets): the custom_id names the job, the rest is in SQLite.
+REMIX_FORM = re.compile(rf"gh:remixed:{JOB}")
+PROMPT_FIELD, NEGATIVE_FIELD, SEED_FIELD = "prompt", "negative", "seed"
+
+
+class RemixForm(discord.ui.Modal):
+    def __init__(self, job_id: str, prompt: str, negative: str, seed: int | None,
+                 max_prompt_chars: int) -> None:
+        super().__init__(title="🖌️ Remix", custom_id=f"gh:remixed:{job_id}", timeout=None)
+        limit = min(4000, max_prompt_chars)
+        self.add_item(discord.ui.TextInput(
+            label="Prompt (subject | style)", custom_id=PROMPT_FIELD,
+            style=discord.TextStyle.paragraph, default=prompt[:limit], max_length=limit))
+        self.add_item(discord.ui.TextInput(
+            label="Negative prompt", custom_id=NEGATIVE_FIELD, required=False,
+            style=discord.TextStyle.paragraph, default=negative[:limit] or None,
+            max_length=limit))
+        self.add_item(discord.ui.TextInput(
+            label="Seed (keep it for the same composition)", custom_id=SEED_FIELD,
+            required=False, default=None if seed is None else str(seed), max_length=10,
+            placeholder="empty: new seeds"))
+
+
+def form_values(data: Any) -> dict[str, str]:
+    """The text a member typed in a submitted form, by field custom_id (rows of text
+    inputs, or Discord's newer labels that wrap one)."""
+    values: dict[str, str] = {}
+    for component in (data or {}).get("components", ()):
+        inner = component.get("components") or [component.get("component") or {}]
+        for field in inner:
+            if field.get("custom_id") is not None:
+                values[str(field["custom_id"])] = str(field.get("value") or "")
+    return values
 
 
 class Info(JobButton, action="info"):
@@ -159,11 +246,12 @@ class StyleMenu(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"gh:s
 
 
 ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
-    Reroll, Upscale, Variation, Info, Delete, Cancel, StyleMenu)
+    Reroll, Remix, Upscale, Variation, Info, Delete, Cancel, StyleMenu, *ZOOMS, *PANS)
 
 
 def result_view(record: JobRecord, styles: tuple[StylePreset, ...]) -> discord.ui.View:
-    """🔄 ℹ️ 🗑️, then U1-U4, V1-V4 and the style menu (an upscale has only ℹ️ and 🗑️)."""
+    """🔄 🖌️ ℹ️ 🗑️, then U1-U4, V1-V4 and the style menu (an upscale has 🖌️ ℹ️ 🗑️); one
+    picture also gets 🔍 Zoom out 1.5× and 2× (row 1) and ⬅️ ➡️ ⬆️ ⬇️ (row 2)."""
     job_id, params = record.job.id, record.job.params
     assert isinstance(params, ImageParams)
     view = discord.ui.View(timeout=None)
@@ -171,6 +259,7 @@ def result_view(record: JobRecord, styles: tuple[StylePreset, ...]) -> discord.u
     upscaled = params.mode is ImageMode.UPSCALE
     if not upscaled:
         view.add_item(Reroll(job_id, row=0))
+    view.add_item(Remix(job_id, row=0))
     view.add_item(Info(job_id, row=0))
     view.add_item(Delete(job_id, row=0))
     if not upscaled:
@@ -179,6 +268,11 @@ def result_view(record: JobRecord, styles: tuple[StylePreset, ...]) -> discord.u
         for i in range(count):
             view.add_item(Variation(job_id, i, row=2))
         view.add_item(StyleMenu(job_id, styles, row=3))
+    if count == 1:  # one picture (an upscale's too): 🔍 beside U1, the pans beside V1
+        for zoom in ZOOMS:
+            view.add_item(zoom(job_id, 0, row=1))
+        for pan in PANS:
+            view.add_item(pan(job_id, 0, row=2))
     return view
 
 

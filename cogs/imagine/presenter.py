@@ -9,6 +9,7 @@ the result is posted with its buttons (cogs/imagine/buttons.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
@@ -35,10 +36,20 @@ from bot.executor.jobs import (
     Started,
 )
 from bot.images.lifecycle import ImageJobError, ImageJobs, origin_of
+from bot.images.outpaint import Outpaint
+from bot.images.requests import MAX_SEED
+from bot.prompts import PromptError
 from bot.services import Services
 from cogs.common import is_nsfw, upload_limit
 from cogs.delivery import DeliveryFailed, deliver
-from cogs.imagine.buttons import cancel_view, result_view
+from cogs.imagine.buttons import (
+    NEGATIVE_FIELD,
+    PROMPT_FIELD,
+    SEED_FIELD,
+    RemixForm,
+    cancel_view,
+    result_view,
+)
 from cogs.imagine.result_message import result_content, result_embed, result_file
 from cogs.imagine.status import (
     EditPacer,
@@ -82,21 +93,36 @@ class ImaginePresenter:
         return self.images.new_job(user.id, getattr(user, "display_name", user.name), params,
                                    origin)
 
+    async def refuse_deferred(self, interaction: discord.Interaction[Any], text: str) -> None:
+        """A refusal only the member sees, also after the command was deferred (its public
+        "thinking…" reply is removed)."""
+        if interaction.response.is_done():
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+        await _ephemeral(interaction, text)
+
+    async def _reply_status(self, interaction: discord.Interaction[Any], text: str,
+                            view: discord.ui.View) -> discord.InteractionMessage:
+        """The command's reply becomes the status message (an edit, once deferred)."""
+        mentions = discord.AllowedMentions.none()
+        if interaction.response.is_done():
+            return await interaction.edit_original_response(content=text, view=view,
+                                                            allowed_mentions=mentions)
+        await interaction.response.send_message(text, view=view, allowed_mentions=mentions)
+        return await interaction.original_response()
+
     async def start_from_command(self, interaction: discord.Interaction[Any],
                                  job: Job) -> None:
         """Queue and acknowledge in one step: the status message is the interaction reply."""
         try:
             handle = await self.images.submit(job)
         except Refused as exc:
-            await interaction.response.send_message(exc.reason, ephemeral=True)
+            await self.refuse_deferred(interaction, exc.reason)
             return
         try:
-            await interaction.response.send_message(
-                queued_text(describe(_image(job)), _first_queued(handle)),
-                view=cancel_view(job.id),
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
-            message = await interaction.original_response()
+            message = await self._reply_status(
+                interaction, queued_text(describe(_image(job)), _first_queued(handle)),
+                cancel_view(job.id))
         except discord.HTTPException:
             # Not acknowledged (too late, or Discord failed): the member saw an error and no
             # status message exists, so the job must not render for nobody.
@@ -113,11 +139,12 @@ class ImaginePresenter:
         room = self.images.room_for(interaction.user.id)
         if len(jobs) > room:
             limit = self.settings.executor.per_user_limit
-            await interaction.response.send_message(
+            await self.refuse_deferred(
+                interaction,
                 f"⚠️ This prompt makes {len(jobs)} jobs, but you can queue {room} more now "
                 f"(the limit is {limit} per person, queued or running). Use fewer {{…}} "
                 "options or a lower repeat, or wait for your jobs to finish; nothing was "
-                "queued.", ephemeral=True)
+                "queued.")
             return
         handles: list[JobHandle] = []
         try:
@@ -126,15 +153,13 @@ class ImaginePresenter:
         except Refused as exc:  # the queue filled up meanwhile: take back what was queued
             for handle in handles:
                 self.images.cancel(handle.job.id)
-            await interaction.response.send_message(exc.reason, ephemeral=True)
+            await self.refuse_deferred(interaction, exc.reason)
             return
         first, *rest = handles
         try:
-            await interaction.response.send_message(
-                queued_text(describe(_image(first.job)), _first_queued(first))
-                + f"\n-# 1 of {len(handles)} jobs from this prompt",
-                view=cancel_view(first.job.id), allowed_mentions=discord.AllowedMentions.none())
-            message = await interaction.original_response()
+            message = await self._reply_status(
+                interaction, queued_text(describe(_image(first.job)), _first_queued(first))
+                + f"\n-# 1 of {len(handles)} jobs from this prompt", cancel_view(first.job.id))
         except discord.HTTPException:
             for handle in handles:
                 self.images.cancel(handle.job.id)
@@ -375,10 +400,53 @@ class ImaginePresenter:
             return
         await self.start_from_button(interaction, params)
 
+    async def remix(self, interaction: discord.Interaction[Any], job_id: str) -> None:
+        """🖌 Remix: the form with the job's prompt, negative prompt and seed filled in."""
+        try:
+            prompt, negative, seed = self.images.remix_form(await self.images.usable(job_id))
+        except ImageJobError as exc:
+            await _ephemeral(interaction, exc.reason)
+            return
+        await interaction.response.send_modal(RemixForm(
+            job_id, prompt, negative, seed, self.settings.image.max_prompt_chars))
+
+    async def remix_submitted(self, interaction: discord.Interaction[Any], job_id: str,
+                              values: dict[str, str]) -> None:
+        """The Remix form came back (before or after a restart): render the edit."""
+        seed_text = values.get(SEED_FIELD, "").strip()
+        try:
+            seed = int(seed_text) if seed_text else None
+            if seed is not None and not 0 <= seed <= MAX_SEED:
+                raise ValueError
+        except ValueError:
+            await _ephemeral(interaction, f"seed = {seed_text!r}: a seed is a whole number "
+                             f"0-{MAX_SEED}, or empty for new seeds; nothing was queued.")
+            return
+        try:
+            params = self.images.remixed(await self.images.usable(job_id),
+                                         values.get(PROMPT_FIELD, ""),
+                                         values.get(NEGATIVE_FIELD, ""), seed)
+        except ImageJobError as exc:
+            await _ephemeral(interaction, exc.reason)
+            return
+        except PromptError as exc:
+            await _ephemeral(interaction, f"⚠️ {exc}")
+            return
+        await self.start_from_button(interaction, params)
+
     async def restyle(self, interaction: discord.Interaction[Any], job_id: str,
                       style: str) -> None:
         try:
             params = self.images.restyled(await self.images.usable(job_id), style)
+        except ImageJobError as exc:
+            await _ephemeral(interaction, exc.reason)
+            return
+        await self.start_from_button(interaction, params)
+
+    async def outpaint(self, interaction: discord.Interaction[Any], job_id: str, index: int,
+                       op: Outpaint) -> None:
+        try:
+            params = await self.images.outpainted(await self.images.usable(job_id), index, op)
         except ImageJobError as exc:
             await _ephemeral(interaction, exc.reason)
             return

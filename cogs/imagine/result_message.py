@@ -8,6 +8,7 @@ import discord
 
 from bot.executor.jobs import ImageMode, ImageParams, ImageResult, Job
 from bot.images.files import grid_file
+from bot.images.outpaint import Outpaint
 
 EMBED_COLOUR = discord.Colour.from_rgb(67, 181, 129)  # green, for the heart
 MODE_TITLES = {ImageMode.TXT2IMG: "", ImageMode.VARIATION: "Variations of ",
@@ -34,7 +35,9 @@ def _clip(text: str, limit: int) -> str:
 def result_content(job: Job) -> str:
     params = job.params
     assert isinstance(params, ImageParams)
-    title = MODE_TITLES[params.mode]
+    title = MODE_TITLES.get(params.mode, "")
+    if params.mode is ImageMode.OUTPAINT:
+        title = f"{Outpaint.of(params).done}: "
     index = f" (image {params.source_index + 1})" if params.mode is not ImageMode.TXT2IMG else ""
     note = ""
     if params.styles_left_out:  # a capped "all styles" sweep (image.max_sweep)

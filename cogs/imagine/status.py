@@ -20,6 +20,7 @@ import discord
 from PIL.Image import Image
 
 from bot.executor.jobs import ImageMode, ImageParams, Progress, Queued
+from bot.images.outpaint import Outpaint
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ def describe(params: ImageParams) -> str:
         return f"Upscaling image {params.source_index + 1} of **{subject}**"
     if params.mode is ImageMode.VARIATION:
         return f"Variations of image {params.source_index + 1} of **{subject}**"
+    if params.mode is ImageMode.OUTPAINT:
+        return f"{Outpaint.of(params).doing}: image {params.source_index + 1} of **{subject}**"
     style = f" · {params.style}" if params.style else ""
     return f"**{subject}**{style}"
 
