@@ -245,7 +245,54 @@ class StyleMenu(discord.ui.DynamicItem[discord.ui.Select[Any]], template=rf"gh:s
             await bot_of(interaction).report_interaction_error(interaction, exc)
 
 
+class PickMenu(discord.ui.DynamicItem[discord.ui.Select[Any]],
+               template=rf"gh:(?P<action>pick[a-z]+):{JOB}"):
+    """A style sweep's U or V: its pictures are picked by their style, not by a number."""
+
+    action: ClassVar[str] = ""
+    mode: ClassVar[ImageMode]
+    placeholder: ClassVar[str] = ""
+
+    def __init_subclass__(cls, *, action: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(template=rf"gh:{action}:{JOB}", **kwargs)
+        cls.action = action
+
+    def __init__(self, job_id: str, labels: tuple[str, ...] = (), *,
+                 row: int | None = None) -> None:
+        # Built from a custom_id the menu has no options: Discord sends only the choice.
+        options = [discord.SelectOption(label=f"{i + 1}. {label}"[:100], value=str(i))
+                   for i, label in enumerate(labels[:MAX_STYLE_OPTIONS])]
+        super().__init__(discord.ui.Select(
+            placeholder=self.placeholder, custom_id=f"gh:{self.action}:{job_id}",
+            options=options or [discord.SelectOption(label="1", value="0")]), row=row)
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any],
+                             item: discord.ui.Item[Any], match: re.Match[str], /) -> Self:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        values = self.item.values
+        try:
+            index = int(values[0]) if values else 0
+            await actions_of(interaction).derive(interaction, self.job_id, self.mode, index)
+        except Exception as exc:
+            await bot_of(interaction).report_interaction_error(interaction, exc)
+
+
+class UpscalePick(PickMenu, action="pickup"):
+    mode = ImageMode.UPSCALE
+    placeholder = "⬆️ Upscale the picture of a style…"
+
+
+class VariationPick(PickMenu, action="pickvar"):
+    mode = ImageMode.VARIATION
+    placeholder = "🔀 Variations of the picture of a style…"
+
+
 ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
+    UpscalePick, VariationPick,
     Reroll, Remix, Upscale, Variation, Info, Delete, Cancel, StyleMenu, *ZOOMS, *PANS)
 
 
@@ -262,7 +309,12 @@ def result_view(record: JobRecord, styles: tuple[StylePreset, ...]) -> discord.u
     view.add_item(Remix(job_id, row=0))
     view.add_item(Info(job_id, row=0))
     view.add_item(Delete(job_id, row=0))
-    if not upscaled:
+    if not upscaled and len(params.labels) > 1:  # a style sweep: pick by style
+        labels = tuple(image.label or f"style {i + 1}" for i, image in enumerate(record.images))
+        view.add_item(UpscalePick(job_id, labels, row=1))
+        view.add_item(VariationPick(job_id, labels, row=2))
+        view.add_item(StyleMenu(job_id, styles, row=3))
+    elif not upscaled:
         for i in range(count):
             view.add_item(Upscale(job_id, i, row=1))
         for i in range(count):

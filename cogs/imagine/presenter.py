@@ -50,7 +50,14 @@ from cogs.imagine.buttons import (
     cancel_view,
     result_view,
 )
-from cogs.imagine.result_message import result_content, result_embed, result_file
+from cogs.imagine.result_message import (
+    ResultFile,
+    is_sweep,
+    result_content,
+    result_embed,
+    result_file,
+    sweep_files,
+)
 from cogs.imagine.status import (
     EditPacer,
     StatusMessage,
@@ -364,6 +371,15 @@ class ImaginePresenter:
         embed = result_embed(job, result, upload.filename, seconds)
         view = result_view(record, self.settings.image.styles)
         parent_id = origin.parent_message_id or origin.status_message_id
+        # A style sweep also attaches each preset's own picture, with its own PNG info.
+        gallery: list[list[ResultFile]] = []
+        if is_sweep(job):
+            try:
+                gallery = await asyncio.to_thread(sweep_files, record, origin.upload_limit)
+            except OSError as exc:
+                log.warning("job %s: its pictures can't be attached one by one: %s", job.id,
+                            exc)
+        first = gallery[0] if gallery else []
 
         async def post() -> discord.Message:
             channel = await self._channel(origin.channel_id)  # in the try: may be transient
@@ -371,15 +387,39 @@ class ImaginePresenter:
                 raise DeliveryFailed("the channel is gone or the bot can't see it")
             reference = discord.MessageReference(message_id=parent_id, channel_id=channel.id,
                                                  fail_if_not_exists=False) if parent_id else None
-            # A new File each try: a failed upload has consumed the last one's stream.
+            # New Files each try: a failed upload has consumed the last one's streams.
             return await channel.send(  # type: ignore[no-any-return]
                 result_content(job), embed=embed, view=view, reference=reference,
-                file=discord.File(io.BytesIO(upload.data), filename=upload.filename),
+                files=[discord.File(io.BytesIO(upload.data), filename=upload.filename),
+                       *_files(first, spoiler)],
                 nonce=result_nonce(job.id), allowed_mentions=discord.AllowedMentions.none())
 
-        return await deliver(post, what=f"the result of job {job.id}",
-                             give_up_after=self.settings.discord.delivery_retry_s,
-                             on_retry=self.metrics.delivery_retried)
+        message = await deliver(post, what=f"the result of job {job.id}",
+                                give_up_after=self.settings.discord.delivery_retry_s,
+                                on_retry=self.metrics.delivery_retried)
+        for part, files in enumerate(gallery[1:], start=2):
+            await self._post_more(message, job, part, files, spoiler)
+        return message
+
+    async def _post_more(self, result: discord.Message, job: Job, part: int,
+                         files: list[ResultFile], spoiler: bool) -> None:
+        """More of a sweep's pictures, as a reply to its result (best effort: the grid in
+        the result already shows them all)."""
+        async def post() -> discord.Message:
+            return await result.channel.send(  # type: ignore[no-any-return]
+                f"-# 🎨 More styles of **{_subject(job)}** (part {part})",
+                files=_files(files, spoiler), reference=result.to_reference(
+                    fail_if_not_exists=False),
+                nonce=result_nonce(f"{job.id}{part}"),
+                allowed_mentions=discord.AllowedMentions.none())
+
+        try:
+            await deliver(post, what=f"more pictures of job {job.id}",
+                          give_up_after=self.settings.discord.delivery_retry_s,
+                          on_retry=self.metrics.delivery_retried)
+        except DeliveryFailed as exc:
+            log.warning("job %s: part %d of its pictures was not posted: %s", job.id, part,
+                        exc.reason)
 
     # ----- buttons (ButtonActions) ----------------------------------------------------------
 
@@ -499,6 +539,17 @@ class ImaginePresenter:
             await interaction.response.defer()  # the status message will say "Cancelled"
         else:
             await _ephemeral(interaction, "That job has already finished.")
+
+
+def _files(files: list[ResultFile], spoiler: bool) -> list[discord.File]:
+    return [discord.File(io.BytesIO(f.data), filename=f"SPOILER_{f.filename}" if spoiler
+                         else f.filename) for f in files]
+
+
+def _subject(job: Job) -> str:
+    params = job.params
+    return discord.utils.escape_markdown(params.subject if isinstance(params, ImageParams)
+                                         else "")
 
 
 def result_nonce(job_id: str) -> str:

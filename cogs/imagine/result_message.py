@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import discord
 
+from bot.db.jobs import JobRecord
 from bot.executor.jobs import ImageMode, ImageParams, ImageResult, Job
 from bot.images.files import grid_file
 from bot.images.outpaint import Outpaint
@@ -26,6 +28,39 @@ def result_file(job: Job, result: ImageResult, *, upload_limit: int, spoiler: bo
     data, extension = grid_file(job, result, upload_limit)
     name = f"greenheart-{job.id}.{extension}"
     return ResultFile(data, f"SPOILER_{name}" if spoiler else name)
+
+
+# Discord takes at most 10 files per message: the grid and nine pictures, then ten a message.
+FILES_PER_MESSAGE = 10
+
+
+def is_sweep(job: Job) -> bool:
+    """An "all styles" sweep: one picture per preset, each with its style's label."""
+    params = job.params
+    return isinstance(params, ImageParams) and bool(params.labels) and len(params.labels) > 1
+
+
+def sweep_files(record: JobRecord, upload_limit: int) -> list[list[ResultFile]]:
+    """Each preset's own picture (with its own PNG info, as stored), in messages: the
+    first holds nine beside the grid, the next ten each. A file over the channel's upload
+    limit is left out (the grid still shows it)."""
+    files = []
+    for index, image in enumerate(record.images):
+        data = image.path.read_bytes()
+        if len(data) > upload_limit:
+            continue
+        label = image.label or f"style {index + 1}"
+        files.append(ResultFile(data, f"{index + 1}-{_file_word(label)}.png"))
+    first = FILES_PER_MESSAGE - 1
+    groups = [files[:first]]
+    groups += [files[i:i + FILES_PER_MESSAGE] for i in range(first, len(files),
+                                                             FILES_PER_MESSAGE)]
+    return [g for g in groups if g]
+
+
+def _file_word(label: str) -> str:
+    word = re.sub(r"[^a-z0-9]+", "-", label.casefold()).strip("-")
+    return word[:40] or "style"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -57,7 +92,11 @@ def result_embed(job: Job, result: ImageResult, filename: str, seconds: float) -
     seeds = sorted({g.seed for g in result.images})
     seed_text = ", ".join(str(s) for s in seeds[:4]) + (" …" if len(seeds) > 4 else "")
     width, height = result.images[0].image.size
-    embed.add_field(name="Style", value=_clip(params.style or "none", 100))
+    if is_sweep(job):  # which picture is which, beside the labels drawn into the grid
+        styles = " · ".join(f"**{i + 1}** {label}" for i, label in enumerate(params.labels))
+        embed.add_field(name="Styles", value=_clip(styles, 1024), inline=False)
+    else:
+        embed.add_field(name="Style", value=_clip(params.style or "none", 100))
     embed.add_field(name="Seed" if len(seeds) == 1 else "Seeds", value=seed_text)
     embed.add_field(name="Steps", value=str(params.steps))
     embed.add_field(name="Guidance", value=f"{params.guidance:g}")
