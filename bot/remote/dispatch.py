@@ -472,13 +472,14 @@ class RemoteExecutor(Executor):
         self._kick.set()
 
     def _take_owed(self, result: BatchResult) -> None:
-        """A result nobody waits for as a batch: its jobs that are still owed get it (the
-        first result for a job wins; a copy still on a worker is told to stop)."""
+        """A result nobody waits for as a batch: its jobs that are still owed get what it
+        made (the first result for a job wins; a copy still on a worker is told to stop)."""
         owed = []
         with self._lock:
             for outcome in result.outcomes:
                 handle = self._handles.get(outcome.job_id)
-                if handle is None or outcome.job_id in self._finished:
+                # Only results: a given-up copy's failure must not fail the job's retry.
+                if handle is None or outcome.job_id in self._finished or outcome.result is None:
                     continue
                 self._queue.remove(outcome.job_id)  # queued again after a loss: not now
                 owed.append(handle.job)
