@@ -83,3 +83,16 @@ def test_precision(quick: list[str], capsys: pytest.CaptureFixture[str]) -> None
     table = precision.main(quick)
     _check(table, "speedup tiny UNet, batch 2, 64² px", capsys=capsys)
     assert float(table.rows[0][-1]) < 0.1  # bfloat16 rounds; it does not compute garbage
+
+
+def test_remote(quick: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Celery mode for real: redis-server and worker processes (testkit.redis_server raises
+    a clear error when redis-server is not installed)."""
+    from bench import remote
+
+    table = remote.main(quick)
+    _check(table, "overhead_ms", "overhead_outside_ms", "jobs_per_s_1", "jobs_per_s_2",
+           "ratio", capsys=capsys)
+    assert table.figures["workers_used_1"] == 1
+    assert table.figures["workers_used_2"] == 2  # both workers of the two-worker side ran
+    assert len(table.rows) == 7
