@@ -31,7 +31,7 @@ from bot.executor.jobs import (
     ImagineOrigin,
     Job,
 )
-from bot.images.inputs import InputPicture, img2img_params, save_input
+from bot.images.inputs import InputPicture, img2img_params, input_path, save_input
 from bot.images.outpaint import Outpaint, OutpaintError
 from bot.images.pnginfo import GenerationParameters, format_parameters, read_png_parameters
 from bot.images.requests import (
@@ -118,6 +118,11 @@ class ImageJobs:
         strength = self.settings.image.img2img_strength if strength is None else strength
         job.params = img2img_params(p, picture, path, strength)
         return job
+
+    def forget_inputs(self, jobs: list[Job]) -> None:
+        """The saved pictures of jobs that were never queued (a limit refused them)."""
+        for job in jobs:
+            input_path(self.jobs.images_dir, job.id).unlink(missing_ok=True)
 
     def room_for(self, user_id: int) -> int:
         """How many more jobs the member may queue now (stories' waiting work counted)."""

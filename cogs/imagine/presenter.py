@@ -124,6 +124,7 @@ class ImaginePresenter:
         try:
             handle = await self.images.submit(job)
         except Refused as exc:
+            self.images.forget_inputs([job])
             await self.refuse_deferred(interaction, exc.reason)
             return
         try:
@@ -145,6 +146,7 @@ class ImaginePresenter:
         The first one's status is the interaction reply, the others' follow in the channel."""
         room = self.images.room_for(interaction.user.id)
         if len(jobs) > room:
+            self.images.forget_inputs(jobs)
             limit = self.settings.executor.per_user_limit
             await self.refuse_deferred(
                 interaction,
@@ -160,6 +162,7 @@ class ImaginePresenter:
         except Refused as exc:  # the queue filled up meanwhile: take back what was queued
             for handle in handles:
                 self.images.cancel(handle.job.id)
+            self.images.forget_inputs(jobs[len(handles):])  # cancelled ones go with their rows
             await self.refuse_deferred(interaction, exc.reason)
             return
         first, *rest = handles

@@ -92,6 +92,10 @@ async def test_what_is_not_a_usable_picture_is_refused(bot_harness: BotHarness) 
     assert big.downloads == 0
 
     assert "strength only applies with image" in await refusal_of(h, strength=0.4)
+    # A good picture, but more jobs than the member may queue: refused, and not kept.
+    fine = h.double.upload_attachment("fine.png", png((64, 64)), "image/png")
+    assert "makes 4 jobs, but you can queue 3 more" in await refusal_of(h, image=fine,
+                                                                         repeat=4)
     assert h.services.executor.snapshot() == []
     assert input_files(h) == [], "nothing was kept of a refused picture"
     assert not [m for m in h.double.channel_messages(h.studio_id) if is_result(m)]
