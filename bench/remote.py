@@ -230,10 +230,9 @@ class Remote:
 async def remotes(models: TinyModelPaths, folder: Path, layout: dict[str, list[int]], *,
                   threads: int, batch_limit: int) -> AsyncIterator[dict[str, Remote]]:
     """For each name in `layout`: a redis-server and one worker process per listed core,
-    pinned to it; all started at once, and ready (heartbeat in Redis, Celery consumer up)
-    when this yields. Killed on the way out."""
+    pinned to it; all started at once (`ready` waits for them). Killed on the way out."""
     from testkit.redis_server import RedisServer
-    from testkit.remote import WorkerProcess, wait_for_workers
+    from testkit.remote import WorkerProcess
 
     started: dict[str, Remote] = {}
     try:
@@ -248,15 +247,21 @@ async def remotes(models: TinyModelPaths, folder: Path, layout: dict[str, list[i
                     config, f"{name}-w{i + 1}", folder, prefix=pin_prefix(core),
                     env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
                 ).start())
-        for remote in started.values():
-            await wait_for_workers(remote.server.client(), [w.name for w in remote.workers],
-                                   processes=remote.workers)
         yield started
     finally:
         for remote in started.values():
             for worker in remote.workers:
                 worker.kill()
             remote.server.kill()
+
+
+async def ready(started: dict[str, Remote]) -> None:
+    """Until every worker's heartbeat is in its Redis and its Celery consumer is up."""
+    from testkit.remote import wait_for_workers
+
+    for remote in started.values():
+        await wait_for_workers(remote.server.client(), [w.name for w in remote.workers],
+                               processes=remote.workers)
 
 
 @contextlib.asynccontextmanager
@@ -349,21 +354,34 @@ async def ceiling_round(processes: Sequence[CeilingProcess]) -> float:
 # ----- other work on the machine, per part -------------------------------------------------
 
 
-def _our_cpu_seconds() -> float:
-    """CPU seconds of this process, its reaped children and its live ones (workers,
-    redis-servers, plain processes: all started directly by this process)."""
-    t = os.times()
-    total = t.user + t.system + t.children_user + t.children_system
+def _children_cpu_seconds(command: str = "") -> float:
+    """CPU seconds of this process's live children (workers, redis-servers, plain
+    processes: all started directly by it), or only of those whose name is `command`."""
     me = str(os.getpid())
     tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            name, rest = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+            fields = rest.split()
+        except (OSError, IndexError, ValueError):
             continue  # gone meanwhile
-        if fields[1] == me:  # ppid; then utime and stime are fields 14 and 15 of stat
+        # fields[1]: the parent's pid; [11] and [12]: utime and stime (stat's 14th, 15th)
+        if fields[1] == me and (not command or name == command):
             total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process, every thread (the bots: loop, SQLite, thread pool)."""
+    t = os.times()
+    return t.user + t.system
+
+
+def _our_cpu_seconds() -> float:
+    """This process, its reaped children and its live ones."""
+    t = os.times()
+    return _own_cpu_seconds() + t.children_user + t.children_system + _children_cpu_seconds()
 
 
 class OthersWatch:
@@ -419,12 +437,15 @@ async def measure(args: Any) -> Table:
     rounds: dict[str, list[float]] = {"one": [], "two": [], "plain-one": [], "plain-two": []}
     spread: dict[str, dict[str, int]] = {"one": {}, "two": {}}
     runner_times: dict[str, list[float]] = {"one": [], "two": []}
+    bot_cpu: dict[str, list[float]] = {"one": [], "two": []}  # this process, per round
+    redis_cpu: dict[str, list[float]] = {"one": [], "two": []}  # the redis-servers
     watch = OthersWatch()
     started = time.monotonic()
     plain: list[CeilingProcess] = []
     try:
         async with contextlib.AsyncExitStack() as stack:
-            # Every process first: they load their models while this one loads its own.
+            # Every process first: they load their models while this one loads its own (and
+            # the bots open their databases); then wait for them.
             plain += [CeilingProcess(models, core, steps=args.steps, count=args.ceiling_jobs,
                                      threads=args.threads, log=folder / f"ceiling-{i}.log")
                       for i, core in enumerate(pair)]
@@ -440,6 +461,7 @@ async def measure(args: Any) -> Table:
             # The local model runs on the executor's worker thread: pin that thread.
             await local.executor.call(lambda: pin_this_thread(torch_core))
             local_threads = await local.executor.call(torch.get_num_threads)
+            await ready(up)
 
             # 1. per-job overhead: one job at a time, local and celery in alternating order
             modes = {"local": local.executor, "celery": celery["one"].executor}
@@ -459,9 +481,10 @@ async def measure(args: Any) -> Table:
             # 2. throughput: every job at once, one worker against two; and the ceiling, the
             # same engine in plain processes, in the same rounds (so under the same load)
             jobs_of = {name: celery[name].executor for name in layout}
-            for name, executor in jobs_of.items():  # warm-up: each worker runs a job first
-                await run_all(executor, throughput_jobs(
-                    2 * len(layout[name]), len(layout[name]), args.steps))
+            for name, executor in jobs_of.items():  # warm-up: each worker runs jobs first
+                if args.warmup:
+                    await run_all(executor, throughput_jobs(
+                        2 * len(layout[name]), len(layout[name]), args.steps))
             for process in plain:
                 await process.ready()
             plain_of = {"plain-one": plain[:1], "plain-two": plain}
@@ -472,8 +495,11 @@ async def measure(args: Any) -> Table:
                     if name in plain_of:
                         rounds[name].append(await ceiling_round(plain_of[name]))
                         continue
+                    cpu = (_own_cpu_seconds(), _children_cpu_seconds("redis-server"))
                     wall, timings = await run_all(jobs_of[name], throughput_jobs(
                         args.jobs, args.users, args.steps))
+                    bot_cpu[name].append(_own_cpu_seconds() - cpu[0])
+                    redis_cpu[name].append(_children_cpu_seconds("redis-server") - cpu[1])
                     rounds[name].append(wall)
                     runner_times[name] += [t.runner_s for t in timings]
                     for t in timings:
@@ -486,14 +512,15 @@ async def measure(args: Any) -> Table:
     took = time.monotonic() - started
     return report(args, load_before, overhead_jobs, rounds, runner_times, spread,
                   local_threads=local_threads, cores=cores, layout=layout, took=took,
-                  others=watch)
+                  others=watch, bot_cpu=bot_cpu, redis_cpu=redis_cpu)
 
 
 def report(args: Any, load_before: float, overhead_jobs: dict[str, list[JobTiming]],
            rounds: dict[str, list[float]], runner_times: dict[str, list[float]],
            spread: dict[str, dict[str, int]], *,
            local_threads: int, cores: list[int], layout: dict[str, list[int]], took: float,
-           others: OthersWatch) -> Table:
+           others: OthersWatch, bot_cpu: dict[str, list[float]],
+           redis_cpu: dict[str, list[float]]) -> Table:
     table = Table(
         f"Celery mode: per-job overhead vs local mode ({args.overhead_steps} steps) and "
         f"1 vs 2 worker processes ({args.jobs} jobs from {args.users} users, "
@@ -559,6 +586,12 @@ def report(args: Any, load_before: float, overhead_jobs: dict[str, list[JobTimin
     # processes: the ratio as it would be had the lone worker rendered as fast per job as
     # each of the pair did (the dispatch's own share of the figure).
     equal_speed = ratio * median(runner_times["two"]) / median(runner_times["one"])
+    # What the bot's side costs in CPU per job while the workers render (this process: the
+    # bots' loop, SQLite, files, thread pool; and the redis-servers), and the share of the
+    # two cores it takes at the 2-worker side's pace.
+    bot_ms = 1000 * median(bot_cpu["two"]) / args.jobs
+    redis_ms = 1000 * median(redis_cpu["two"]) / args.jobs
+    bot_share = (median(bot_cpu["two"]) + median(redis_cpu["two"])) / medians["two"] / 2
 
     table.figures.update(
         overhead_ms=diff["mean"], overhead_median_ms=diff["median"],
@@ -568,7 +601,8 @@ def report(args: Any, load_before: float, overhead_jobs: dict[str, list[JobTimin
         celery_mean_ms=stats["celery"]["mean"] * 1000,
         jobs_per_s_1=args.jobs / medians["one"], jobs_per_s_2=args.jobs / medians["two"],
         ratio=ratio, ceiling_ratio=ceiling_ratio, worker_speed_ceiling=worker_ceiling,
-        ratio_equal_speed=equal_speed,
+        ratio_equal_speed=equal_speed, bot_cpu_ms_per_job=bot_ms,
+        redis_cpu_ms_per_job=redis_ms, bot_share_of_cores=bot_share,
         ratio_of_ceiling=share, clean_rounds=float(len(clean)),
         ratio_clean=median([bot_ratios[r] for r in clean]),
         ceiling_ratio_clean=median([plain_ratios[r] for r in clean]),
@@ -596,6 +630,11 @@ def report(args: Any, load_before: float, overhead_jobs: dict[str, list[JobTimin
         f"(in the runner), which caps the bot's ratio at {worker_ceiling:.2f}×; at equal "
         f"speed per job the bot's ratio would be {equal_speed:.2f}× "
         f"({equal_speed / 2:.0%} of 2×: the cost of dispatch and of the bot's own CPU)",
+        f"the bot's side while 2 workers render: {bot_ms:.1f} ms CPU per job in this process "
+        f"(loop, SQLite, files; the idle bots' ticks included) and {redis_ms:.1f} ms in "
+        f"redis-server, {bot_share:.1%} of the two cores at that pace (1 worker: "
+        f"{1000 * median(bot_cpu['one']) / args.jobs:.1f} + "
+        f"{1000 * median(redis_cpu['one']) / args.jobs:.1f} ms per job)",
         f"rounds with other processes under {QUIET_CORES} core: {len(clean)} of "
         f"{len(bot_ratios)}" + (
             f"; in those, 2 workers {table.figures['ratio_clean']:.2f}×, ceiling "

@@ -92,7 +92,8 @@ def test_remote(quick: list[str], capsys: pytest.CaptureFixture[str]) -> None:
 
     table = remote.main(quick)
     _check(table, "overhead_ms", "overhead_outside_ms", "jobs_per_s_1", "jobs_per_s_2",
-           "ratio", capsys=capsys)
+           "ratio", "ceiling_ratio", "ratio_equal_speed", "bot_cpu_ms_per_job",
+           "others_part_1", capsys=capsys)
     assert table.figures["workers_used_1"] == 1
     assert table.figures["workers_used_2"] == 2  # both workers of the two-worker side ran
     assert len(table.rows) == 7
