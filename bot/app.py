@@ -75,7 +75,7 @@ def executor_limits(settings: Settings) -> ExecutorLimits:
     return ExecutorLimits(
         queue_limit=e.queue_limit,
         per_user_limit=e.per_user_limit,
-        batch_limit=e.batch_limit,
+        batch_limit=e.batch_limit or 4,  # "auto": bot.pipelines sizes it (in progress)
         preview_every=settings.image.preview_every,
         stop_grace_s=e.stop_grace_s,
         step_timeout_s=e.step_timeout_s,

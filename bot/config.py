@@ -89,6 +89,13 @@ def _port(value: Any) -> str | None:
     return None if 0 <= value <= 65535 else "must be 1-65535, or 0 for no endpoint"
 
 
+AUTO_BATCH_MAX = 16
+
+
+def _batch_limit(value: Any) -> str | None:
+    return None if 0 <= value <= 64 else 'must be 1-64, or "auto"'
+
+
 def setting(default: Any, check: Check | None = None, doc: str = "") -> Any:
     """A field with a default and an optional check returning a reason when the value is bad."""
     if isinstance(default, list | tuple):
@@ -110,8 +117,45 @@ class DiscordSettings:
     delivery_retry_s: float = setting(3600.0, _between(0, 86400))
 
 
+FAMILIES = ("sd", "sdxl", "turbo", "lcm")
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """One `[image.models.NAME]` section: a checkpoint members can pick by name, with its own
+    defaults (None / "" / 0 = the `[image]` value, or the model family's)."""
+
+    name: str
+    path: str  # a hub id or a folder written by save_pretrained
+    description: str = ""
+    # "" = detected from the pipeline class and scheduler config (bot.pipelines.families).
+    family: str = ""
+    steps: int | None = None
+    guidance: float | None = None
+    width: int = 0  # 0 = the model's own size
+    height: int = 0
+    scheduler: str = ""
+    negative_prompt: str | None = None
+    # An [image.loras.NAME] always applied with this model (e.g. an LCM-LoRA on SD 1.5).
+    lora: str = ""
+    implicit: bool = False  # made from a plain `image.model` hub id or folder
+
+
+@dataclass(frozen=True)
+class LoraProfile:
+    """One `[image.loras.NAME]` section: a LoRA members can add by name."""
+
+    name: str
+    path: str  # a .safetensors file, a folder, or a hub id
+    weight: float = 0.8
+    triggers: tuple[str, ...] = ()  # words added to the prompt when it is used
+    description: str = ""
+    weight_name: str = ""  # the file inside a hub repo or folder holding several
+
+
 @dataclass(frozen=True)
 class ImageSettings:
+    # A name of an [image.models.NAME] section, or (one model, as before) a hub id or folder.
     model: str = setting("stable-diffusion-v1-5/stable-diffusion-v1-5", _not_blank)
     scheduler: str = setting("euler_a", _scheduler)
     steps: int = setting(25, _between(1, 150))
@@ -147,6 +191,69 @@ class ImageSettings:
     max_input_mb: int = setting(10, _between(1, 100))
     max_input_megapixels: float = setting(16.0, _between(0.1, 100))
     styles: tuple[StylePreset, ...] = setting(DEFAULT_STYLES)
+    # Several checkpoints ([image.models.NAME]) and LoRAs ([image.loras.NAME]).
+    models: tuple[ModelProfile, ...] = setting(())
+    loras: tuple[LoraProfile, ...] = setting(())
+    # Models kept on the device at once (most recently used); more are loaded on demand.
+    max_loaded: int = setting(1, _between(1, 16))
+    # A model pushed off the device waits in CPU RAM: switching back is a copy, not a read.
+    park_in_ram: bool = setting(False)
+    # ⚡ drafts: a fast model (a models name, or a hub id / folder); "" = no drafts.
+    draft_model: str = setting("")
+    # ✨ Finalize: how far the full model may move from the draft (img2img strength).
+    finalize_strength: float = setting(0.55, _between(0.05, 1.0))
+    max_loras: int = setting(3, _between(1, 8))  # LoRAs one picture may use
+
+    def profiles(self) -> tuple[ModelProfile, ...]:
+        """Every model members may pick: the configured ones, then (when `model` or
+        `draft_model` is a hub id or folder rather than a name) an implicit profile each."""
+        out = list(self.models)
+        names = {m.name for m in out}
+        for path in (self.model, self.draft_model):
+            if path and path not in names and not any(m.path == path for m in out):
+                name = implicit_model_name(path)
+                out.append(ModelProfile(name=path if name in names else name, path=path,
+                                        implicit=True))
+                names.update((name, path))
+        return tuple(out)
+
+    def profile(self, name: str | None) -> ModelProfile:
+        """The model a job names ("" or None: the default, image.model). KeyError if none."""
+        wanted = name or self.model
+        for profile in self.profiles():
+            if wanted in (profile.name, profile.path):
+                return profile
+        raise KeyError(wanted)
+
+    @property
+    def default_profile(self) -> ModelProfile:
+        return self.profile(self.model)
+
+    @property
+    def draft_profile(self) -> ModelProfile | None:
+        return self.profile(self.draft_model) if self.draft_model else None
+
+    def lora(self, name: str) -> LoraProfile | None:
+        """A configured LoRA by name (case and spaces ignored), or None."""
+        key = _fold(name)
+        return next((lo for lo in self.loras if _fold(lo.name) == key), None)
+
+
+def implicit_model_name(path: str) -> str:
+    """The name members see for a model given as a hub id or folder: its last part."""
+    return path.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or path
+
+
+def _fold(name: str) -> str:
+    return "".join(name.split()).casefold()
+
+
+@dataclass(frozen=True)
+class DescribeSettings:
+    # The captioning model /describe (and the AI telephone) use: BLIP through transformers.
+    model: str = setting("Salesforce/blip-image-captioning-large", _not_blank)
+    suggestions: int = setting(3, _between(1, 5))
+    max_new_tokens: int = setting(40, _between(5, 200))
 
 
 @dataclass(frozen=True)
@@ -168,7 +275,9 @@ class StorySettings:
 class ExecutorSettings:
     queue_limit: int = setting(100, _between(1, 10000))
     per_user_limit: int = setting(3, _between(1, 1000))
-    batch_limit: int = setting(4, _between(1, 64))
+    # Images rendered together in one GPU call; 0 ("auto" in the file) sizes each model's
+    # batch from free device memory and the peak measured per image, up to AUTO_BATCH_MAX.
+    batch_limit: int = setting(0, _batch_limit)
     # On SIGTERM/SIGINT the running batch may finish for this long, then it is interrupted
     # and queued again for the next start.
     stop_grace_s: float = setting(30.0, _between(0, 3600))
@@ -216,6 +325,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     safety: SafetySettings = field(default_factory=SafetySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    describe: DescribeSettings = field(default_factory=DescribeSettings)
     # Kept out of repr/str: settings end up in logs and tracebacks; the token must not.
     token: str | None = field(default=None, repr=False)
     source: str = "<defaults>"
@@ -229,6 +339,7 @@ _SECTIONS: dict[str, type] = {
     "storage": StorageSettings,
     "safety": SafetySettings,
     "metrics": MetricsSettings,
+    "describe": DescribeSettings,
 }
 
 
@@ -294,6 +405,15 @@ def _build_section(
             styles = _parse_styles(value, problems)
             if styles is not None:
                 values[key] = styles
+            continue
+        if key == "models" and name == "image":
+            values[key] = _parse_models(value, base_dir, problems)
+            continue
+        if key == "loras" and name == "image":
+            values[key] = _parse_loras(value, base_dir, problems)
+            continue
+        if key == "batch_limit" and value == "auto":
+            values[key] = 0
             continue
         converted = _convert(f"{name}.{key}", value, hints[key], base_dir, problems)
         if converted is _INVALID:
@@ -369,6 +489,104 @@ def _parse_styles(value: Any, problems: list[str]) -> tuple[StylePreset, ...] | 
     return tuple(presets)
 
 
+_MODEL_KEYS: dict[str, tuple[type | tuple[type, ...], Check | None]] = {
+    "path": (str, _not_blank),
+    "description": (str, None),
+    "family": (str, _one_of("", *FAMILIES)),
+    "steps": (int, _between(1, 150)),
+    "guidance": ((int, float), _between(0, 30)),
+    "width": (int, _multiple_of_8(64, 2048, zero_means="the model's own size")),
+    "height": (int, _multiple_of_8(64, 2048, zero_means="the model's own size")),
+    "scheduler": (str, lambda v: None if not v else _scheduler(v)),
+    "negative_prompt": (str, None),
+    "lora": (str, None),
+}
+_LORA_KEYS: dict[str, tuple[type | tuple[type, ...], Check | None]] = {
+    "path": (str, _not_blank),
+    "weight": ((int, float), _between(-4, 4)),
+    "triggers": (list, _terms),
+    "description": (str, None),
+    "weight_name": (str, None),
+}
+
+
+def _parse_table(section: str, value: Any, keys: dict[str, Any], example: str,
+                 problems: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The named sub-tables of image.models / image.loras, each key checked."""
+    if not isinstance(value, dict) or not value:
+        problems.append(f"{section}: must be a table of named sections, e.g. {example}")
+        return []
+    out = []
+    for name, spec in value.items():
+        where = f"{section}.{_show(name) if not name.replace('-', '').replace('_', '').isalnum() else name}"
+        if not isinstance(spec, dict):
+            problems.append(f"{where}: must be a table with keys {', '.join(keys)}")
+            continue
+        if not name.strip() or len(name) > 100:
+            problems.append(f"{where}: a name must be 1-100 characters")
+            continue
+        ok = True
+        values: dict[str, Any] = {}
+        for key, raw in spec.items():
+            if key not in keys:
+                problems.append(f"{where}.{key}: unknown key; known keys: {', '.join(keys)}")
+                ok = False
+                continue
+            kind, check = keys[key]
+            if not isinstance(raw, kind) or isinstance(raw, bool):
+                expected = {str: "a string", int: "an integer", list: "a list"}.get(
+                    kind, "a number") if isinstance(kind, type) else "a number"
+                problems.append(f"{where}.{key} = {_show(raw)}: must be {expected}")
+                ok = False
+                continue
+            reason = check(raw) if check else None
+            if reason:
+                problems.append(f"{where}.{key} = {_show(raw)}: {reason}")
+                ok = False
+                continue
+            values[key] = tuple(raw) if isinstance(raw, list) else raw
+        if "path" not in values and "path" not in spec:
+            problems.append(f"{where}.path: missing; a hub id or a folder (or file)")
+            ok = False
+        if ok:
+            out.append((name.strip(), values))
+    return out
+
+
+def _parse_models(value: Any, base_dir: Path, problems: list[str]) -> tuple[ModelProfile, ...]:
+    parsed = _parse_table("image.models", value, _MODEL_KEYS,
+                          '[image.models.sd15] path = "stable-diffusion-v1-5/stable-diffusion-'
+                          'v1-5"', problems)
+    out = []
+    for name, values in parsed:
+        values["path"] = _local_or_hub(values["path"], base_dir)
+        if "guidance" in values:
+            values["guidance"] = float(values["guidance"])
+        out.append(ModelProfile(name=name, **values))
+    return tuple(out)
+
+
+def _parse_loras(value: Any, base_dir: Path, problems: list[str]) -> tuple[LoraProfile, ...]:
+    parsed = _parse_table("image.loras", value, _LORA_KEYS,
+                          '[image.loras.pixel] path = "loras/pixel-art.safetensors"', problems)
+    out = []
+    for name, values in parsed:
+        values["path"] = _local_or_hub(values["path"], base_dir)
+        if "weight" in values:
+            values["weight"] = float(values["weight"])
+        out.append(LoraProfile(name=name, **values))
+    return tuple(out)
+
+
+def _local_or_hub(path: str, base_dir: Path) -> str:
+    """A path relative to the config file when it names something there; else as written
+    (a hub id such as "org/name", or a path the loader reports as missing)."""
+    p = Path(path).expanduser()
+    if not p.is_absolute() and (base_dir / p).exists():
+        return str(base_dir / p)
+    return str(p) if p.is_absolute() or path.startswith(("~", ".")) else path
+
+
 def _cross_checks(sections: dict[str, Any]) -> list[str]:
     image: ImageSettings = sections["image"]
     problems = []
@@ -389,9 +607,48 @@ def _cross_checks(sections: dict[str, Any]) -> list[str]:
         problems.append(f"executor.visibility_timeout_s = {executor.visibility_timeout_s:g}: "
                         "must be longer than executor.step_timeout_s "
                         f"({executor.step_timeout_s:g}), or a slow batch is run twice")
+    problems.extend(_model_checks(image))
     if story.steps > image.max_steps:
         problems.append(f"story.steps = {story.steps}: must not exceed image.max_steps "
                         f"({image.max_steps})")
+    return problems
+
+
+def _model_checks(image: ImageSettings) -> list[str]:
+    problems = []
+    seen: dict[str, str] = {}
+    for m in image.models:
+        key = _fold(m.name)
+        if key in seen:
+            problems.append(f"image.models.{m.name}: the same name as image.models."
+                            f"{seen[key]} (names are matched ignoring case and spaces)")
+        seen[key] = m.name
+        if m.steps is not None and m.steps > image.max_steps:
+            problems.append(f"image.models.{m.name}.steps = {m.steps}: must not exceed "
+                            f"image.max_steps ({image.max_steps})")
+        for side in ("width", "height"):
+            if getattr(m, side) > image.max_side:
+                problems.append(f"image.models.{m.name}.{side} = {getattr(m, side)}: must not "
+                                f"exceed image.max_side ({image.max_side})")
+    seen_loras: dict[str, str] = {}
+    for lo in image.loras:
+        key = _fold(lo.name)
+        if key in seen_loras:
+            problems.append(f"image.loras.{lo.name}: the same name as image.loras."
+                            f"{seen_loras[key]} (names are matched ignoring case and spaces)")
+        seen_loras[key] = lo.name
+    for m in image.models:
+        if m.lora and image.lora(m.lora) is None:
+            problems.append(f"image.models.{m.name}.lora = {_show(m.lora)}: no "
+                            f"[image.loras.{m.lora}] section")
+    names = ", ".join(m.name for m in image.models)
+    for key in ("model", "draft_model"):
+        value = getattr(image, key)
+        looks_like_name = value and "/" not in value and "\\" not in value
+        if image.models and looks_like_name and not any(
+                value in (m.name, m.path) for m in image.models):
+            problems.append(f"image.{key} = {_show(value)}: no [image.models.{value}] section; "
+                            f"use one of: {names}, or a hub id (org/name) or a folder")
     return problems
 
 

@@ -97,6 +97,15 @@ class ImageParams:
     zoom_out: float = 0.0
     pan: str = ""
     mask_blur: int = 0
+    # The model's name (an [image.models.NAME], or the implicit name of image.model); ""
+    # = the default model (jobs stored before there were several).
+    model: str = ""
+    # LoRAs as (name, weight), in the order given; jobs batch only with the same ones.
+    loras: tuple[tuple[str, float], ...] = ()
+    # A ⚡ draft: rendered with the draft model; ✨ Finalize re-renders a picture of it from
+    # that picture with `final_model` (a name; "" = the default model).
+    draft: bool = False
+    final_model: str = ""
 
     @property
     def count(self) -> int:
@@ -117,6 +126,7 @@ class ImageParams:
         values = {k: v for k, v in data.items() if k in known}
         for key in ("seeds", "labels", "prompts", "negatives"):
             values[key] = tuple(values.get(key, ()))
+        values["loras"] = tuple((str(n), float(w)) for n, w in values.get("loras", ()))
         values["mode"] = ImageMode(values.get("mode", ImageMode.TXT2IMG))
         return cls(**values)
 
