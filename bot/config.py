@@ -518,7 +518,8 @@ def _parse_table(section: str, value: Any, keys: dict[str, Any], example: str,
         return []
     out = []
     for name, spec in value.items():
-        where = f"{section}.{_show(name) if not name.replace('-', '').replace('_', '').isalnum() else name}"
+        plain = name.replace("-", "").replace("_", "").isalnum()
+        where = f"{section}.{name if plain else _show(name)}"
         if not isinstance(spec, dict):
             problems.append(f"{where}: must be a table with keys {', '.join(keys)}")
             continue
