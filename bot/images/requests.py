@@ -36,6 +36,11 @@ class ImageOptions:
     guidance: float | None = None
     aspect: str | None = None
     count: int | None = None
+    model: str | None = None  # a model's name; None: the default (or the draft model)
+    # LoRAs asked for by option: (name, weight or None for its default weight). Inline
+    # <lora:NAME:WEIGHT> in the prompt adds more.
+    loras: tuple[tuple[str, float | None], ...] = ()
+    draft: bool = False  # ⚡ render with image.draft_model
 
 
 def random_seed() -> int:
