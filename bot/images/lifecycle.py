@@ -32,6 +32,7 @@ from bot.executor.jobs import (
     Job,
 )
 from bot.images.inputs import InputPicture, img2img_params, input_path, save_input
+from bot.images.models import ModelCatalog
 from bot.images.outpaint import Outpaint, OutpaintError
 from bot.images.pnginfo import GenerationParameters, format_parameters, read_png_parameters
 from bot.images.requests import (
@@ -41,6 +42,8 @@ from bot.images.requests import (
     OptionError,
     build_image_params,
     derived,
+    drafted,
+    finalized,
     outpainted,
     random_seed,
     remix_prompt,
@@ -68,20 +71,38 @@ def is_image_job(job: Job) -> bool:
 class ImageJobs:
     def __init__(self, settings: Settings, executor: Executor, jobs: JobRepository,
                  native_size: int,
-                 story_waiting: Callable[[int], int] = lambda user_id: 0) -> None:
+                 story_waiting: Callable[[int], int] = lambda user_id: 0,
+                 catalog: ModelCatalog | None = None) -> None:
         self.settings = settings
         self.executor = executor
         self.jobs = jobs
-        self.native_size = native_size  # the image model's own side in pixels
+        # The models members may pick, each with its family's defaults and own size.
+        self.catalog = catalog or ModelCatalog.offline(settings.image, native_size)
+        self.native_size = native_size
         # A member's story operations waiting for their turn (not in the executor yet):
         # they count towards the same per-person limit as pictures.
         self.story_waiting = story_waiting
+
+    @property
+    def native_size(self) -> int:
+        """The default image model's own side in pixels."""
+        return self.catalog.default.native_size
+
+    @native_size.setter
+    def native_size(self, size: int) -> None:
+        self.catalog.set_native_size(self.catalog.default.name, size)
+
+    @property
+    def drafts(self) -> bool:
+        """Whether ⚡ drafts are offered (image.draft_model is set)."""
+        return self.catalog.draft is not None
 
     # ----- from a request to a queued job ---------------------------------------------------
 
     def request(self, options: ImageOptions) -> ImageParams:
         """Validated parameters; raises OptionError or PromptError (messages for members)."""
-        return build_image_params(options, self.settings.image, self.native_size)
+        return build_image_params(options, self.settings.image, self.native_size,
+                                  self.catalog)
 
     def requests(self, options: ImageOptions, repeat: int = 1) -> list[ImageParams]:
         """One job's parameters per prompt its {a, b} groups make, `repeat` times over.
@@ -266,6 +287,33 @@ class ImageJobs:
             raise ImageJobError("The picture this remix starts from is gone (it was "
                                 "deleted), so it can't be remixed any more.")
         return remixed(params, prompt, negative, seed, self.settings.image, source)
+
+    def drafted(self, record: JobRecord) -> ImageParams:
+        """⚡ on a result: the same prompt and seeds as fast drafts."""
+        params = _image_params(record)
+        if params.draft:
+            raise ImageJobError("These are drafts already: ✨ finalize the one you like.")
+        try:
+            return drafted(params, self.settings.image, self.catalog)
+        except OptionError as exc:
+            raise ImageJobError(str(exc)) from exc
+
+    def finalized(self, record: JobRecord, index: int) -> ImageParams:
+        """✨ on a draft: picture `index` re-rendered by the full model from itself."""
+        params = _image_params(record)
+        if not params.draft:
+            raise ImageJobError("Only drafts are finalized; this picture is final already.")
+        if index >= len(record.images):
+            raise ImageJobError(f"That job has only {len(record.images)} picture(s).")
+        path = record.images[index].path
+        if not path.exists():
+            raise ImageJobError("That draft's file is gone (it was deleted), so it can't be "
+                                "finalized any more.")
+        try:
+            return finalized(params, index, record.job.id, str(path), self.settings.image,
+                             self.catalog)
+        except OptionError as exc:
+            raise ImageJobError(str(exc)) from exc
 
     def restyled(self, record: JobRecord, style: str) -> ImageParams:
         """Same subject and seed in another preset (the style menu)."""

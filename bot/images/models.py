@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.config import ImageSettings, ModelProfile
+from bot.config import ImageSettings, LoraProfile, ModelProfile
 from bot.pipelines.families import (
     FAMILY_RULES,
     FamilyRules,
@@ -141,3 +141,19 @@ class ModelCatalog:
 
 def _fold(name: str) -> str:
     return "".join(name.split()).casefold()
+
+
+def suggest_loras(settings: ImageSettings, current: str,
+                  limit: int = 25) -> list[tuple[str, str]]:
+    """(name, label) of the LoRAs whose name, description or trigger words contain what
+    was typed, names first; the label says what each is and its default weight."""
+    text = current.strip().casefold()
+
+    def label(lo: LoraProfile) -> str:
+        about = lo.description or (", ".join(lo.triggers) if lo.triggers else "LoRA")
+        return f"{lo.name} — {about} (weight {lo.weight:g})"[:100]
+
+    named = [lo for lo in settings.loras if text in lo.name.casefold()]
+    other = [lo for lo in settings.loras if lo not in named and (
+        text in lo.description.casefold() or any(text in t.casefold() for t in lo.triggers))]
+    return [(lo.name[:100], label(lo)) for lo in (named + other)[:limit]]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from bot.config import ImageSettings
 from bot.executor.jobs import ImageMode, ImageParams
+from bot.images.models import ModelCatalog, ModelInfo, UnknownModel
 from bot.images.outpaint import Outpaint, plan
 from bot.prompts import PromptError, StylePreset, find_style, parse_prompt
 
@@ -52,21 +53,42 @@ def base_size(settings: ImageSettings, native: int) -> tuple[int, int]:
     return (settings.width or native, settings.height or native)
 
 
-def size_for(aspect: str, settings: ImageSettings, native: int = 512) -> tuple[int, int]:
-    """A width and height with about the base area, in the requested shape."""
+def size_for(aspect: str, settings: ImageSettings, native: int = 512,
+             model: ModelInfo | None = None) -> tuple[int, int]:
+    """A width and height with about the base area, in the requested shape: the model's
+    own sizes (SDXL's aspect buckets) unless a size is configured for it."""
     if aspect not in ASPECTS:
         raise OptionError(f"aspect {aspect!r} is not offered; choose one of: "
                           f"{', '.join(ASPECTS)}")
     ratio = ASPECTS[aspect]
+    if model is not None:
+        native = model.native_size
+        configured = (model.profile.width or settings.width, model.profile.height
+                      or settings.height)
+        buckets = model.rules.buckets
+        if buckets and aspect in buckets and not any(configured):
+            return _capped(buckets[aspect], settings.max_side, 64)
+        settings = replace(settings, width=configured[0], height=configured[1])
     base_w, base_h = base_size(settings, native)
     area = base_w * base_h
     # Multiples of 64 keep every UNet level's size even on real models; tiny models use 8.
     step = 64 if min(base_w, base_h) >= 256 else 8
     width = max(step, round(math.sqrt(area * ratio) / step) * step)
     height = max(step, round(math.sqrt(area / ratio) / step) * step)
-    scale = min(1.0, settings.max_side / max(width, height))
+    return _capped((width, height), settings.max_side, step)
+
+
+def _capped(size: tuple[int, int], max_side: int, step: int) -> tuple[int, int]:
+    width, height = size
+    scale = min(1.0, max_side / max(width, height))
     return (max(step, int(width * scale) // step * step),
             max(step, int(height * scale) // step * step))
+
+
+def nearest_aspect(width: int, height: int) -> str:
+    """The offered aspect closest to a picture's shape."""
+    ratio = width / height
+    return min(ASPECTS, key=lambda a: abs(math.log(ASPECTS[a] / ratio)))
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
@@ -74,31 +96,86 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
         raise OptionError(f"{name} = {value:g} is out of range; choose {low:g}-{high:g}.")
 
 
+def _check_for_model(name: str, value: float, low: float, high: float,
+                     model: ModelInfo, catalog: ModelCatalog) -> None:
+    """A range check whose message names the model when its family narrows the range."""
+    if low <= value <= high:
+        return
+    if not (model.rules.steps_range or model.rules.guidance_range):
+        _check_range(name, value, low, high)  # the family narrows nothing
+    raise OptionError(f"{name} = {value:g} is out of range for the model {model.name} "
+                      f"({model.rules.label}); choose {low:g}-{high:g}.")
+
+
+def pick_model(options: ImageOptions, catalog: ModelCatalog) -> tuple[ModelInfo, str]:
+    """The model a request renders with, and (for a draft) the model its ✨ Finalize uses."""
+    try:
+        chosen = catalog.get(options.model) if options.model else catalog.default
+    except UnknownModel as exc:
+        raise OptionError(f"model: {exc}") from None
+    if not options.draft:
+        return chosen, ""
+    draft = catalog.draft
+    if draft is None:
+        raise OptionError("draft: no draft model is set up here (image.draft_model), so "
+                          "there are no fast drafts; leave draft out.")
+    return draft, chosen.name
+
+
 def build_image_params(
-    options: ImageOptions, settings: ImageSettings, native: int = 512
+    options: ImageOptions, settings: ImageSettings, native: int = 512,
+    catalog: ModelCatalog | None = None,
 ) -> ImageParams:
-    """Validate options and fill in defaults. Raises OptionError or PromptError."""
-    steps = settings.steps if options.steps is None else options.steps
-    _check_range("steps", steps, 1, settings.max_steps)
-    guidance = settings.guidance if options.guidance is None else options.guidance
-    _check_range("guidance", guidance, 0, 30)
+    """Validate options and fill in defaults (the model's, then [image]'s). Raises
+    OptionError or PromptError."""
+    catalog = catalog or ModelCatalog.offline(settings, native)
+    model, final_model = pick_model(options, catalog)
+    steps = model.default_steps(settings) if options.steps is None else options.steps
+    _check_for_model("steps", steps, *model.steps_range(settings), model, catalog)
+    guidance = model.default_guidance(settings) if options.guidance is None \
+        else options.guidance
+    _check_for_model("guidance", guidance, *model.guidance_range(), model, catalog)
     count = settings.count if options.count is None else options.count
     _check_range("count", count, 1, MAX_COUNT)
     if options.seed is not None:
         _check_range("seed", options.seed, 0, MAX_SEED)
-    width, height = size_for(options.aspect or "1:1", settings, native)
+    width, height = size_for(options.aspect or "1:1", settings, model=model)
     first_seed = random_seed() if options.seed is None else options.seed
+    # <lora:NAME:W> tags come out of the prompt; the option's LoRAs come first.
+    try:  # TEMPORARY while bot.prompts.loras is being written
+        from bot.prompts.loras import extract_loras, resolve_loras, trigger_words
+    except ImportError:
+        def extract_loras(p: str) -> tuple[str, tuple[tuple[str, float | None], ...]]:  # type: ignore[misc]
+            return p, ()
+
+        def resolve_loras(r: object, s: object) -> tuple[tuple[str, float], ...]:  # type: ignore[misc]
+            return ()
+
+        def trigger_words(lo: object, s: object) -> list[str]:  # type: ignore[misc]
+            return []
+    prompt, inline = extract_loras(options.prompt)
+    loras = resolve_loras((*options.loras, *inline), settings)
+    if model.profile.lora:  # the model's own (e.g. an LCM-LoRA) is applied by the runner
+        loras = tuple(lo for lo in loras if lo[0] != model.profile.lora)
+    triggers = trigger_words(loras, settings)
+    if triggers:
+        prompt = _with_triggers(prompt, triggers)
+    options = replace(options, prompt=prompt)
+    extra = {"model": model.name, "loras": loras, "draft": options.draft,
+             "final_model": final_model}
+    negative_default = model.negative_prompt(settings)
 
     all_styles = (options.style or "").strip().casefold() == ALL_STYLES
     if all_styles:
-        return _all_styles_params(options, settings, first_seed, steps, guidance, width, height)
+        return replace(_all_styles_params(options, settings, first_seed, steps, guidance,
+                                          width, height, negative_default), **extra)
 
     parsed = parse_prompt(
         options.prompt,
         styles=settings.styles,
         style=options.style,
         negative=options.negative,
-        default_negative=settings.negative_prompt,
+        default_negative=negative_default,
         max_chars=settings.max_prompt_chars,
     )
     seeds = _series(first_seed, int(count))
@@ -112,12 +189,24 @@ def build_image_params(
         guidance=float(guidance),
         width=width,
         height=height,
+        **extra,  # type: ignore[arg-type]
     )
+
+
+def _with_triggers(prompt: str, triggers: list[str]) -> str:
+    """A LoRA's trigger words go before the style part (`subject | style`), once."""
+    subject, bar, style = prompt.partition("|")
+    missing = [t for t in triggers if t.casefold() not in subject.casefold()]
+    if not missing:
+        return prompt
+    subject = ", ".join([subject.strip().rstrip(","), *missing]) if subject.strip() \
+        else ", ".join(missing)
+    return f"{subject} {bar}{style}" if bar else subject
 
 
 def _all_styles_params(
     options: ImageOptions, settings: ImageSettings, seed: int, steps: float, guidance: float,
-    width: int, height: int,
+    width: int, height: int, negative_default: str | None = None,
 ) -> ImageParams:
     """One image per preset, same subject and seed: the style sweep.
 
@@ -130,9 +219,11 @@ def _all_styles_params(
     (`ModelRunner.batch_size` is the number of seeds) and in its ETA (`Job.work_units` is
     steps times images)."""
     presets = settings.styles[:settings.max_sweep]
+    default_negative = settings.negative_prompt if negative_default is None \
+        else negative_default
     parsed = [
         parse_prompt(options.prompt, styles=settings.styles, style=preset.name,
-                     negative=options.negative, default_negative=settings.negative_prompt,
+                     negative=options.negative, default_negative=default_negative,
                      max_chars=settings.max_prompt_chars)
         for preset in presets
     ]
@@ -165,7 +256,14 @@ def restyled(params: ImageParams, style: StylePreset, settings: ImageSettings) -
         prompt=parsed.prompt, negative=parsed.negative, subject=parsed.subject,
         style=style.name, seeds=seeds, steps=params.steps, guidance=params.guidance,
         width=params.width, height=params.height,
+        **same_model(params),  # type: ignore[arg-type]
     )
+
+
+def same_model(params: ImageParams) -> dict[str, object]:
+    """What a button's job keeps of its parent's model: the model, LoRAs and draft-ness."""
+    return {"model": params.model, "loras": params.loras, "draft": params.draft,
+            "final_model": params.final_model}
 
 
 def _series(first: int, count: int) -> tuple[int, ...]:
@@ -192,6 +290,7 @@ def derived(params: ImageParams, mode: ImageMode, index: int, source_job: str,
         seeds=seeds, steps=params.steps, guidance=params.guidance,
         width=params.width, height=params.height, mode=mode, strength=strength,
         source_job=source_job, source_index=index, source_path=source_path,
+        **same_model(params),  # type: ignore[arg-type]
     )
 
 
@@ -253,4 +352,47 @@ def remixed(params: ImageParams, prompt: str, negative: str, seed: int | None,
         prompt=parsed.prompt, negative=parsed.negative, subject=parsed.subject,
         style=parsed.style.name if parsed.style else None, seeds=seeds, steps=params.steps,
         guidance=params.guidance, width=params.width, height=params.height, mode=mode,
-        strength=strength, source_job=source_job, source_path=source_path)
+        strength=strength, source_job=source_job, source_path=source_path,
+        **same_model(params))  # type: ignore[arg-type]
+
+
+def drafted(params: ImageParams, settings: ImageSettings, catalog: ModelCatalog) -> ImageParams:
+    """⚡: the same prompt and seeds as fast drafts with the draft model (its steps and
+    guidance), to be ✨ finalized with the parent's model. Raises OptionError."""
+    draft = catalog.draft
+    if draft is None:
+        raise OptionError("There is no draft model set up here (image.draft_model).")
+    width, height = size_for(nearest_aspect(params.width, params.height), settings,
+                             model=draft)
+    seeds = params.seeds if not params.labels else _series(params.seeds[0], settings.count)
+    return replace(
+        params, seeds=seeds, steps=draft.default_steps(settings),
+        guidance=draft.default_guidance(settings), width=width, height=height,
+        mode=ImageMode.TXT2IMG, strength=0.0, source_job=None, source_index=0,
+        source_path=None, model=draft.name, draft=True, final_model=params.model,
+        labels=(), prompts=(), negatives=(), styles_left_out=0,
+        style=params.style if params.style != ALL_STYLES else None,
+        prompt=params.prompt_for(0), negative=params.negative_for(0))
+
+
+def finalized(params: ImageParams, index: int, source_job: str, source_path: str,
+              settings: ImageSettings, catalog: ModelCatalog) -> ImageParams:
+    """✨ Finalize draft picture `index`: the full model re-renders it from that picture
+    (img2img at image.finalize_strength), so its composition stays; a seed alone would
+    not carry it across models. The full model's own steps, guidance and size."""
+    try:
+        model = catalog.get(params.final_model)
+    except UnknownModel as exc:
+        raise OptionError(f"The model to finalize with is gone: {exc}") from None
+    width, height = size_for(nearest_aspect(params.width, params.height), settings,
+                             model=model)
+    seed = params.seeds[index] if index < len(params.seeds) else random_seed()
+    strength = settings.finalize_strength
+    steps = model.default_steps(settings)
+    return ImageParams(
+        prompt=params.prompt_for(index), negative=params.negative_for(index),
+        subject=params.subject, style=params.style, seeds=(seed,),
+        steps=max(steps, math.ceil(1 / strength)), guidance=model.default_guidance(settings),
+        width=width, height=height, mode=ImageMode.IMG2IMG, strength=strength,
+        source_job=source_job, source_index=index, source_path=source_path,
+        model=model.name, loras=params.loras)

@@ -30,6 +30,7 @@ from bot.images.requests import (
     ImageOptions,
     OptionError,
 )
+from bot.images.models import suggest_loras
 from bot.prompts import PromptError, suggest_styles
 from cogs.common import is_nsfw
 from cogs.imagine.buttons import ACTIONS, ITEMS, REMIX_FORM, form_values
@@ -75,6 +76,10 @@ class ImagineCog(commands.Cog, name="Imagine"):
         repeat=f"Queue it this many times, with new seeds (1-{MAX_REPEAT})",
         image="Start from your own picture (img2img)",
         strength="With image: how far to move from it (0.05 keeps it, 1 ignores it)",
+        model="Which model paints it",
+        lora="Add a LoRA (more inline: <lora:NAME:0.8>)",
+        lora_weight="With lora: how strongly it applies (default: the LoRA's own)",
+        draft="⚡ A fast draft first; ✨ finalize the one you like",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
     @app_commands.guild_only()
@@ -92,15 +97,23 @@ class ImagineCog(commands.Cog, name="Imagine"):
         repeat: app_commands.Range[int, 1, MAX_REPEAT] = 1,
         image: discord.Attachment | None = None,
         strength: app_commands.Range[float, 0.05, 1.0] | None = None,
+        model: str | None = None,
+        lora: str | None = None,
+        lora_weight: app_commands.Range[float, -4.0, 4.0] | None = None,
+        draft: bool = False,
     ) -> None:
         # {a, b} groups in the prompt, and repeat, make one job each.
         try:
             if strength is not None and image is None:
                 raise OptionError("strength only applies with image: attach a picture, or "
                                   "leave strength out.")
+            if lora_weight is not None and not lora:
+                raise OptionError("lora_weight only applies with lora: pick a LoRA, or "
+                                  "leave lora_weight out.")
             requests = self.images.requests(ImageOptions(
                 prompt=prompt, style=style, negative=negative, seed=seed, steps=steps,
-                guidance=guidance, aspect=aspect, count=count), repeat=repeat)
+                guidance=guidance, aspect=aspect, count=count, model=model,
+                loras=((lora, lora_weight),) if lora else (), draft=draft), repeat=repeat)
             if image is not None:
                 check_upload(image.filename, image.size, image.content_type,
                              self.images.settings.image)
@@ -151,6 +164,20 @@ class ImagineCog(commands.Cog, name="Imagine"):
             await self.presenter.remix_submitted(interaction, match["job"], form_values(data))
         except Exception as exc:
             await self.bot.report_interaction_error(interaction, exc)
+
+    @imagine.autocomplete("model")
+    async def model_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=info.label, value=info.name[:100])
+                for info in self.images.catalog.suggest(current)]
+
+    @imagine.autocomplete("lora")
+    async def lora_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=label, value=name)
+                for name, label in suggest_loras(self.bot.services.settings.image, current)]
 
     @imagine.autocomplete("style")
     async def style_autocomplete(

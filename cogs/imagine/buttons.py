@@ -37,6 +37,9 @@ class ButtonActions(Protocol):
     async def outpaint(self, interaction: discord.Interaction[Any], job_id: str, index: int,
                        op: Outpaint) -> None: ...
     async def remix(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
+    async def draft(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
+    async def finalize(self, interaction: discord.Interaction[Any], job_id: str,
+                       index: int) -> None: ...
     async def show_parameters(self, interaction: discord.Interaction[Any],
                               job_id: str) -> None: ...
     async def delete(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
@@ -109,6 +112,31 @@ class Variation(JobButton, action="var", indexed=True):
 
     async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
         await actions.derive(interaction, self.job_id, ImageMode.VARIATION, self.index)
+
+
+class Draft(JobButton, action="draft"):
+    """⚡ The same prompt and seeds as fast drafts (image.draft_model)."""
+
+    emoji = "⚡"
+    label = "Drafts"
+
+    async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
+        await actions.draft(interaction, self.job_id)
+
+
+class Finalize(JobButton, action="fin", indexed=True):
+    """✨ A draft picture re-rendered by the full model from itself (its composition)."""
+
+    emoji = "✨"
+    letter = ""
+    colour = discord.ButtonStyle.primary
+
+    def __init__(self, job_id: str, index: int = 0, *, row: int | None = None) -> None:
+        super().__init__(job_id, index, row=row)
+        self.item.label = str(index + 1)
+
+    async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
+        await actions.finalize(interaction, self.job_id, self.index)
 
 
 class _Widen:
@@ -293,12 +321,15 @@ class VariationPick(PickMenu, action="pickvar"):
 
 ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     UpscalePick, VariationPick,
-    Reroll, Remix, Upscale, Variation, Info, Delete, Cancel, StyleMenu, *ZOOMS, *PANS)
+    Reroll, Remix, Upscale, Variation, Info, Delete, Cancel, StyleMenu, Draft, Finalize,
+    *ZOOMS, *PANS)
 
 
-def result_view(record: JobRecord, styles: tuple[StylePreset, ...]) -> discord.ui.View:
-    """🔄 🖌️ ℹ️ 🗑️, then U1-U4, V1-V4 and the style menu (an upscale has 🖌️ ℹ️ 🗑️); one
-    picture also gets 🔍 Zoom out 1.5× and 2× (row 1) and ⬅️ ➡️ ⬆️ ⬇️ (row 2)."""
+def result_view(record: JobRecord, styles: tuple[StylePreset, ...], *,
+                drafts: bool = False) -> discord.ui.View:
+    """🔄 🖌️ ℹ️ 🗑️ (and ⚡ Drafts when a draft model is set up), then U1-U4, V1-V4 and the
+    style menu (an upscale has 🖌️ ℹ️ 🗑️); one picture also gets 🔍 Zoom out 1.5× and 2×
+    (row 1) and ⬅️ ➡️ ⬆️ ⬇️ (row 2). Drafts get ✨1-✨4 (finalize) where U1-U4 would be."""
     job_id, params = record.job.id, record.job.params
     assert isinstance(params, ImageParams)
     view = discord.ui.View(timeout=None)
@@ -309,6 +340,14 @@ def result_view(record: JobRecord, styles: tuple[StylePreset, ...]) -> discord.u
     view.add_item(Remix(job_id, row=0))
     view.add_item(Info(job_id, row=0))
     view.add_item(Delete(job_id, row=0))
+    if params.draft and not upscaled and len(params.labels) <= 1:
+        for i in range(count):
+            view.add_item(Finalize(job_id, i, row=1))
+        for i in range(count):
+            view.add_item(Variation(job_id, i, row=2))
+        return view
+    if drafts and not upscaled:
+        view.add_item(Draft(job_id, row=0))
     if not upscaled and len(params.labels) > 1:  # a style sweep: pick by style
         labels = tuple(image.label or f"style {i + 1}" for i, image in enumerate(record.images))
         view.add_item(UpscalePick(job_id, labels, row=1))

@@ -73,8 +73,14 @@ def result_content(job: Job) -> str:
     title = MODE_TITLES.get(params.mode, "")
     if params.mode is ImageMode.OUTPAINT:
         title = f"{Outpaint.of(params).done}: "
+    elif params.mode is ImageMode.IMG2IMG and params.source_job:
+        title = "✨ Finalized "
+    elif params.draft and params.mode is ImageMode.TXT2IMG:
+        title = "⚡ Drafts of "
     index = f" (image {params.source_index + 1})" if params.mode is not ImageMode.TXT2IMG else ""
     note = ""
+    if params.draft and params.mode is ImageMode.TXT2IMG:
+        note = "\n✨ Press ✨ and a number to finalize that draft with the full model."
     if params.styles_left_out:  # a capped "all styles" sweep (image.max_sweep)
         shown, more = len(params.labels), params.styles_left_out
         other = "the other one" if more == 1 else f"the other {more}"
@@ -102,6 +108,9 @@ def result_embed(job: Job, result: ImageResult, filename: str, seconds: float) -
     embed.add_field(name="Guidance", value=f"{params.guidance:g}")
     embed.add_field(name="Size", value=f"{width}×{height}")
     embed.add_field(name="Time", value=f"{seconds:.1f} s")
+    if params.loras:
+        embed.add_field(name="LoRAs", value=_clip(", ".join(
+            f"{name} {weight:g}" for name, weight in params.loras), 300), inline=False)
     if params.negative:
         embed.add_field(name="Negative", value=_clip(params.negative, 300), inline=False)
     embed.set_footer(text=_clip(f"{result.model} · {result.sampler} · job {job.id}", 200))

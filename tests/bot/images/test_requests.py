@@ -96,3 +96,107 @@ def test_reroll_restyle_and_derive() -> None:
                                                                     "/x.png")
     var = derived(p, ImageMode.VARIATION, 0, "abc123", "/x.png", 0.55)
     assert var.count == 4 and var.strength == 0.55
+
+
+# ----- several models, families, drafts ---------------------------------------------------
+
+def _several() -> ImageSettings:
+    from bot.config import settings_from_mapping
+
+    return settings_from_mapping({"image": {
+        "model": "sd15", "draft_model": "turbo",
+        "models": {"sd15": {"path": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+                            "negative_prompt": "blurry"},
+                   "xl": {"path": "stabilityai/stable-diffusion-xl-base-1.0", "steps": 30},
+                   "turbo": {"path": "stabilityai/sd-turbo", "family": "turbo"},
+                   "lcm": {"path": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+                           "lora": "lcm"}},
+        "loras": {"lcm": {"path": "latent-consistency/lcm-lora-sdv1-5", "weight": 1.0},
+                  "pixel": {"path": "loras/pixel.safetensors", "triggers": ["pixel art"]}},
+        "max_side": 1344}}).image
+
+
+def _catalog(settings: ImageSettings):  # type: ignore[no-untyped-def]
+    from bot.images.models import ModelCatalog
+
+    return ModelCatalog.read(settings)
+
+
+def test_the_model_and_its_defaults_are_recorded() -> None:
+    settings = _several()
+    p = build_image_params(ImageOptions(prompt="a fox"), settings, catalog=_catalog(settings))
+    assert (p.model, p.steps, p.negative) == ("sd15", 25, "blurry")
+    xl = build_image_params(ImageOptions(prompt="a fox", model="XL", aspect="16:9"), settings,
+                            catalog=_catalog(settings))
+    assert (xl.model, xl.steps, xl.width, xl.height) == ("xl", 30, 1344, 768)  # SDXL's bucket
+    turbo = build_image_params(ImageOptions(prompt="a fox", model="turbo"), settings,
+                               catalog=_catalog(settings))
+    assert (turbo.steps, turbo.guidance) == (1, 0.0)
+    lcm = build_image_params(ImageOptions(prompt="a fox", model="lcm"), settings,
+                             catalog=_catalog(settings))
+    # The model's own LoRA is the runner's to apply, not the job's.
+    assert (lcm.steps, lcm.guidance, lcm.loras) == (4, 1.5, ())
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (ImageOptions(prompt="x", model="turbo", steps=25),
+     "steps = 25 is out of range for the model turbo (a turbo model); choose 1-4."),
+    (ImageOptions(prompt="x", model="turbo", guidance=7),
+     "guidance = 7 is out of range for the model turbo (a turbo model); choose 0-1."),
+    (ImageOptions(prompt="x", model="lcm", steps=20),
+     "steps = 20 is out of range for the model lcm (an LCM model); choose 1-8."),
+    (ImageOptions(prompt="x", model="dalle"),
+     "model: model 'dalle' is not offered here; choose one of: sd15, xl, turbo, lcm."),
+])
+def test_out_of_family_values_are_refused_clearly(options: ImageOptions, message: str) -> None:
+    settings = _several()
+    with pytest.raises(OptionError) as info:
+        build_image_params(options, settings, catalog=_catalog(settings))
+    assert str(info.value) == message
+
+
+def test_loras_by_option_and_inline_with_their_trigger_words() -> None:
+    settings = _several()
+    p = build_image_params(ImageOptions(prompt="a castle <lora:pixel:0.6> | watercolor"),
+                           settings, catalog=_catalog(settings))
+    assert p.loras == (("pixel", 0.6),)
+    assert "<lora" not in p.prompt and "pixel art" in p.subject
+    q = build_image_params(ImageOptions(prompt="a castle", loras=(("Pixel", None),)),
+                           settings, catalog=_catalog(settings))
+    assert q.loras == (("pixel", 0.8),)
+    with pytest.raises(PromptError, match="pixel"):
+        build_image_params(ImageOptions(prompt="a castle <lora:nope:1>"), settings,
+                           catalog=_catalog(settings))
+
+
+def test_a_draft_renders_with_the_draft_model_and_finalizes_with_the_chosen_one() -> None:
+    from bot.images.requests import drafted, finalized
+
+    settings = _several()
+    catalog = _catalog(settings)
+    p = build_image_params(ImageOptions(prompt="a fox", model="xl", draft=True, seed=7),
+                           settings, catalog=catalog)
+    assert (p.model, p.draft, p.final_model, p.steps, p.guidance) == ("turbo", True, "xl", 1,
+                                                                       0.0)
+    done = finalized(p, 2, "draftjob", "/x/2.png", settings, catalog)
+    assert (done.model, done.mode, done.strength, done.seeds) == ("xl", ImageMode.IMG2IMG,
+                                                                  0.55, (9,))
+    assert (done.steps, done.width, done.height, done.draft) == (30, 1024, 1024, False)
+    assert (done.source_job, done.source_path, done.source_index) == ("draftjob", "/x/2.png", 2)
+    # ⚡ on a final result: its seeds as drafts, finalized back with its own model.
+    final = build_image_params(ImageOptions(prompt="a fox", model="xl", seed=3, aspect="3:2"),
+                               settings, catalog=catalog)
+    d = drafted(final, settings, catalog)
+    assert (d.model, d.final_model, d.seeds, d.steps) == ("turbo", "xl", (3, 4, 5, 6), 1)
+    assert d.width > d.height
+    with pytest.raises(OptionError, match="image.draft_model"):
+        build_image_params(ImageOptions(prompt="a fox", draft=True), SETTINGS)
+
+
+def test_buttons_keep_the_parent_model_and_loras() -> None:
+    settings = _several()
+    p = build_image_params(ImageOptions(prompt="a fox <lora:pixel>", model="xl"), settings,
+                           catalog=_catalog(settings))
+    for child in (rerolled(p), derived(p, ImageMode.VARIATION, 0, "j", "/x.png", 0.5),
+                  restyled(p, settings.styles[0], settings)):
+        assert (child.model, child.loras) == ("xl", (("pixel", 0.8),))
