@@ -492,7 +492,8 @@ def _parse_styles(value: Any, problems: list[str]) -> tuple[StylePreset, ...] | 
 _MODEL_KEYS: dict[str, tuple[type | tuple[type, ...], Check | None]] = {
     "path": (str, _not_blank),
     "description": (str, None),
-    "family": (str, _one_of("", *FAMILIES)),
+    "family": (str, lambda v: None if v in ("", *FAMILIES) else
+               f"must be one of: {', '.join(FAMILIES)} (or left out: detected)"),
     "steps": (int, _between(1, 150)),
     "guidance": ((int, float), _between(0, 30)),
     "width": (int, _multiple_of_8(64, 2048, zero_means="the model's own size")),

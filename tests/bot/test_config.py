@@ -171,3 +171,72 @@ def test_celery_mode_is_opt_in_and_its_keys_are_checked() -> None:
     ok = settings_from_mapping({"executor": {"mode": "celery",
                                              "broker_url": "rediss://:pw@host:6380/1"}})
     assert ok.executor.mode == "celery"
+
+
+def test_several_models_and_loras(tmp_path: Path) -> None:
+    (tmp_path / "loras").mkdir()
+    (tmp_path / "loras" / "pixel.safetensors").write_bytes(b"x")
+    (tmp_path / "config.toml").write_text('''
+[image]
+model = "sd15"
+draft_model = "turbo"
+[image.models.sd15]
+path = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+description = "quick"
+steps = 20
+guidance = 6
+[image.models.turbo]
+path = "stabilityai/sd-turbo"
+family = "turbo"
+[image.loras.pixel]
+path = "loras/pixel.safetensors"
+triggers = ["pixel art"]
+[executor]
+batch_limit = "auto"
+''')
+    s = load_settings(tmp_path / "config.toml")
+    assert [m.name for m in s.image.profiles()] == ["sd15", "turbo"]
+    assert s.image.default_profile.steps == 20 and s.image.default_profile.guidance == 6.0
+    assert s.image.draft_profile is not None and s.image.draft_profile.family == "turbo"
+    pixel = s.image.lora("Pixel")
+    assert pixel is not None and pixel.weight == 0.8 and pixel.triggers == ("pixel art",)
+    assert pixel.path == str(tmp_path / "loras" / "pixel.safetensors"), "beside the file"
+    assert s.executor.batch_limit == 0  # auto
+
+
+def test_a_plain_model_path_is_one_implicit_model() -> None:
+    s = settings_from_mapping({"image": {"model": "models/image", "draft_model": "a/sd-turbo"}})
+    assert [(m.name, m.path, m.implicit) for m in s.image.profiles()] == [
+        ("image", "models/image", True), ("sd-turbo", "a/sd-turbo", True)]
+    assert s.image.profile("").name == "image" and s.image.profile("image").path == \
+        "models/image"
+
+
+def test_model_and_lora_problems_are_all_reported() -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping({"image": {
+            "model": "sdxl", "draft_model": "fast",
+            "models": {"sd15": {"path": "a/b", "family": "flux", "steps": 500, "speed": 1},
+                       "SD 15": {"path": "a/c", "lora": "nope"},
+                       "nopath": {"steps": 4}},
+            "loras": {"x": {"path": "x.safetensors", "weight": "strong"}}},
+            "executor": {"batch_limit": "lots"}})
+    text = str(info.value)
+    for expected in ('image.models.sd15.family = "flux": must be one of: sd, sdxl, turbo, '
+                     'lcm (or left out: detected)', "image.models.sd15.steps = 500: must be 1-150",
+                     "image.models.sd15.speed: unknown key",
+                     "image.models.nopath.path: missing",
+                     'image.loras.x.weight = "strong": must be a number',
+                     'executor.batch_limit = "lots": must be an integer'):
+        assert expected in text, expected
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping({"image": {
+            "model": "sdxl", "draft_model": "fast",
+            "models": {"sd15": {"path": "a/b"}, "SD 15": {"path": "a/c", "lora": "nope"}}}})
+    text = str(info.value)
+    for expected in ("image.models.SD 15: the same name as image.models.sd15",
+                     'image.models.SD 15.lora = "nope": no [image.loras.nope] section',
+                     'image.model = "sdxl": no [image.models.sdxl] section; use one of: '
+                     "sd15, SD 15",
+                     'image.draft_model = "fast": no [image.models.fast] section'):
+        assert expected in text, expected
