@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bot.executor.jobs import ImageMode, ImageParams, ImageResult, Job
 from bot.images.grids import make_grid
-from bot.images.pnginfo import GenerationParameters
+from bot.images.pnginfo import GenerationParameters, LoraUse
 from bot.images.upload import DISCORD_UPLOAD_LIMIT, fit_under
 from bot.pipelines.errors import public_model_name
 
@@ -31,6 +31,7 @@ def parameters_for(job: Job, result: ImageResult, index: int) -> GenerationParam
         else:
             extra["Zoom out"] = f"{params.zoom_out:g}"
     width, height = image.image.size
+    hashes = dict(result.lora_hashes)
     return GenerationParameters(
         prompt=params.prompt_for(index),
         negative=params.negative_for(index),
@@ -42,6 +43,7 @@ def parameters_for(job: Job, result: ImageResult, index: int) -> GenerationParam
         height=height,
         model=public_model_name(result.model),  # a folder by its name, not the host's path
         extra=extra,
+        loras=tuple(LoraUse(name, weight, hashes.get(name, "")) for name, weight in params.loras),
     )
 
 

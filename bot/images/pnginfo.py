@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 __all__ = [
     "GenerationParameters",
+    "LoraUse",
     "encode_png",
     "encode_png_text",
     "format_parameters",
@@ -23,6 +25,16 @@ __all__ = [
 ]
 
 PARAMETERS_KEY = "parameters"  # the PNG text keyword AUTOMATIC1111 writes and reads
+
+
+@dataclass(frozen=True)
+class LoraUse:
+    """One LoRA a picture used, as A1111 records it: a `<lora:NAME:WEIGHT>` tag in the prompt
+    and NAME's short hash in "Lora hashes" (bot.pipelines.lora.lora_short_hash)."""
+
+    name: str
+    weight: float
+    hash: str = ""  # "" = unknown: the tag is written, the hash is not
 
 
 @dataclass(frozen=True)
@@ -38,10 +50,14 @@ class GenerationParameters:
     model: str
     # Further "Key: value" pairs in order, e.g. {"Denoising strength": "0.55"}.
     extra: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # The LoRAs used, in order: written as tags after the prompt, their hashes as "Lora
+    # hashes" (so "Lora hashes" in `extra` only when no LoRA here has a hash).
+    loras: tuple[LoraUse, ...] = ()
 
     def __post_init__(self) -> None:
-        # Read-only copy so the frozen dataclass really is immutable.
+        # Read-only copies so the frozen dataclass really is immutable.
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+        object.__setattr__(self, "loras", tuple(self.loras))
 
 
 # A1111's own regexes (modules/infotext_utils.py), so what it parses, we parse.
@@ -49,6 +65,11 @@ _RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
 _RE_KEY = re.compile(r"\w[\w \-/]+")
 _CORE_KEYS = frozenset({"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model"})
+_LORA_HASHES = "Lora hashes"
+# A1111's extra-network tag, with the spaces before it (`<lora:NAME>` means weight 1).
+_LORA_TAG = re.compile(r"[ \t]*<lora:([^<>:\n]*[^<>:\s][^<>:\n]*)"
+                       r"(?::([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?))?>")
+_HASH_NAME = str.maketrans("", "", ":,")  # what A1111 removes from names in "Lora hashes"
 _NEGATIVE_PREFIX = "Negative prompt:"
 # A prompt line that itself starts with "Negative prompt:" would be read back (by A1111 and by
 # us) as the start of the negative. Such a line is written with one backslash before it:
@@ -100,13 +121,70 @@ def format_parameters(p: GenerationParameters) -> str:
     }
     if p.model:
         fields["Model"] = p.model
+    hashes = _lora_hashes(p)
+    if hashes:
+        if _LORA_HASHES in p.extra:
+            raise ValueError("Lora hashes comes from the LoRAs' hashes; not also in extra")
+        fields[_LORA_HASHES] = hashes
     for key, value in p.extra.items():
         if key in _CORE_KEYS or not _RE_KEY.fullmatch(key):
             raise ValueError(f"extra key {key!r} can't be written to infotext")
         fields[key] = str(value)
     settings = ", ".join(f"{k}: {_quote(v)}" for k, v in fields.items())
     negative = f"\n{_NEGATIVE_PREFIX} {_escape(p.negative, first=False)}" if p.negative else ""
-    return f"{_escape(p.prompt)}{negative}\n{settings}".strip()
+    return f"{_escape(_with_lora_tags(p))}{negative}\n{settings}".strip()
+
+
+def _with_lora_tags(p: GenerationParameters) -> str:
+    """The prompt with a `<lora:NAME:WEIGHT>` tag per LoRA after it, as A1111 writes them."""
+    tags = []
+    for lora in p.loras:
+        name = lora.name
+        if not name or name != name.strip() or any(c in name for c in "<>:\n"):
+            raise ValueError(f"LoRA name {name!r} can't be written as a <lora:…> tag")
+        if not math.isfinite(lora.weight):
+            raise ValueError(f"LoRA {name!r} weight {lora.weight!r} can't be written")
+        tags.append(f"<lora:{name}:{_format_weight(lora.weight)}>")
+    return " ".join([p.prompt, *tags] if p.prompt else tags)
+
+
+def _format_weight(weight: float) -> str:
+    """Like the other numbers, but never in exponent form (0.00001, not 1e-05)."""
+    text = _format_number(weight)
+    return f"{weight:.12f}".rstrip("0").rstrip(".") if "e" in text else text
+
+
+def _lora_hashes(p: GenerationParameters) -> str:
+    """A1111's "Lora hashes" value: "name: hash, …" (names without ':' and ',')."""
+    return ", ".join(f"{lo.name.translate(_HASH_NAME)}: {lo.hash}" for lo in p.loras if lo.hash)
+
+
+def _read_loras(prompt: str, fields: dict[str, str]) -> tuple[str, tuple[LoraUse, ...]]:
+    """The prompt without its LoRA tags, and the LoRAs with their hashes. "Lora hashes" is
+    taken out of `fields` only when every entry belongs to a tag; else it stays as it is."""
+    found = [(m.group(1).strip(), float(m.group(2) or 1)) for m in _LORA_TAG.finditer(prompt)]
+    if not found:
+        return prompt, ()
+    hashes = _parse_hashes(fields.get(_LORA_HASHES, ""))
+    names = {name.translate(_HASH_NAME) for name, _ in found}
+    if hashes is None or not hashes.keys() <= names:
+        hashes = {}
+    else:
+        fields.pop(_LORA_HASHES, None)
+    loras = tuple(LoraUse(name, weight, hashes.get(name.translate(_HASH_NAME), ""))
+                  for name, weight in found)
+    return _LORA_TAG.sub("", prompt).strip(), loras
+
+
+def _parse_hashes(value: str) -> dict[str, str] | None:
+    """ "a: 0123456789ab, b: …" as {name: hash}; None when it isn't that."""
+    out: dict[str, str] = {}
+    for entry in filter(None, (e.strip() for e in value.split(","))):
+        name, colon, short = (part.strip() for part in entry.rpartition(":"))
+        if not colon or not name or not short:
+            return None
+        out[name] = short
+    return out
 
 
 def _escape(text: str, *, first: bool = True) -> str:
@@ -155,6 +233,7 @@ def parse_parameters(text: str) -> GenerationParameters:
         raise ValueError("infotext has no settings line")
     prompt, negative = _split_prompts(lines)
     fields = {key: _unquote(value) for key, value in pairs}
+    prompt, loras = _read_loras(prompt, fields)
     size = _RE_SIZE.match(_required(fields, "Size"))
     if size is None:
         raise ValueError(f"infotext Size {fields['Size']!r} is not WIDTHxHEIGHT")
@@ -169,6 +248,7 @@ def parse_parameters(text: str) -> GenerationParameters:
         height=int(size.group(2)),
         model=fields.get("Model", ""),
         extra={k: v for k, v in fields.items() if k not in _CORE_KEYS},
+        loras=loras,
     )
 
 

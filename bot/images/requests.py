@@ -15,6 +15,7 @@ from bot.executor.jobs import ImageMode, ImageParams
 from bot.images.models import ModelCatalog, ModelInfo, UnknownModel
 from bot.images.outpaint import Outpaint, plan
 from bot.prompts import PromptError, StylePreset, find_style, parse_prompt
+from bot.prompts.loras import extract_loras, resolve_loras, trigger_words
 
 ASPECTS: dict[str, float] = {"1:1": 1.0, "3:2": 1.5, "2:3": 2 / 3, "16:9": 16 / 9, "9:16": 9 / 16}
 ALL_STYLES = "all styles"
@@ -142,17 +143,6 @@ def build_image_params(
     width, height = size_for(options.aspect or "1:1", settings, model=model)
     first_seed = random_seed() if options.seed is None else options.seed
     # <lora:NAME:W> tags come out of the prompt; the option's LoRAs come first.
-    try:  # TEMPORARY while bot.prompts.loras is being written
-        from bot.prompts.loras import extract_loras, resolve_loras, trigger_words
-    except ImportError:
-        def extract_loras(p: str) -> tuple[str, tuple[tuple[str, float | None], ...]]:  # type: ignore[misc]
-            return p, ()
-
-        def resolve_loras(r: object, s: object) -> tuple[tuple[str, float], ...]:  # type: ignore[misc]
-            return ()
-
-        def trigger_words(lo: object, s: object) -> list[str]:  # type: ignore[misc]
-            return []
     prompt, inline = extract_loras(options.prompt)
     loras = resolve_loras((*options.loras, *inline), settings)
     if model.profile.lora:  # the model's own (e.g. an LCM-LoRA) is applied by the runner
@@ -161,14 +151,15 @@ def build_image_params(
     if triggers:
         prompt = _with_triggers(prompt, triggers)
     options = replace(options, prompt=prompt)
-    extra = {"model": model.name, "loras": loras, "draft": options.draft,
-             "final_model": final_model}
+    chosen = ImageParams(prompt="", negative="", subject="", style=None, seeds=(), steps=0,
+                         guidance=0.0, width=0, height=0, model=model.name, loras=loras,
+                         draft=options.draft, final_model=final_model)
     negative_default = model.negative_prompt(settings)
 
     all_styles = (options.style or "").strip().casefold() == ALL_STYLES
     if all_styles:
-        return replace(_all_styles_params(options, settings, first_seed, steps, guidance,
-                                          width, height, negative_default), **extra)
+        return same_model(_all_styles_params(options, settings, first_seed, steps, guidance,
+                                             width, height, negative_default), chosen)
 
     parsed = parse_prompt(
         options.prompt,
@@ -179,7 +170,7 @@ def build_image_params(
         max_chars=settings.max_prompt_chars,
     )
     seeds = _series(first_seed, int(count))
-    return ImageParams(
+    return same_model(ImageParams(
         prompt=parsed.prompt,
         negative=parsed.negative,
         subject=parsed.subject,
@@ -189,8 +180,7 @@ def build_image_params(
         guidance=float(guidance),
         width=width,
         height=height,
-        **extra,  # type: ignore[arg-type]
-    )
+    ), chosen)
 
 
 def _with_triggers(prompt: str, triggers: list[str]) -> str:
@@ -252,18 +242,17 @@ def restyled(params: ImageParams, style: StylePreset, settings: ImageSettings) -
     seeds = params.seeds
     if params.labels:  # a style sweep repeats one seed; a single style gets the usual series
         seeds = _series(params.seeds[0], settings.count)
-    return ImageParams(
+    return same_model(ImageParams(
         prompt=parsed.prompt, negative=parsed.negative, subject=parsed.subject,
         style=style.name, seeds=seeds, steps=params.steps, guidance=params.guidance,
         width=params.width, height=params.height,
-        **same_model(params),  # type: ignore[arg-type]
-    )
+    ), params)
 
 
-def same_model(params: ImageParams) -> dict[str, object]:
-    """What a button's job keeps of its parent's model: the model, LoRAs and draft-ness."""
-    return {"model": params.model, "loras": params.loras, "draft": params.draft,
-            "final_model": params.final_model}
+def same_model(child: ImageParams, parent: ImageParams) -> ImageParams:
+    """A button's job keeps its parent's model, LoRAs and draft-ness."""
+    return replace(child, model=parent.model, loras=parent.loras, draft=parent.draft,
+                   final_model=parent.final_model)
 
 
 def _series(first: int, count: int) -> tuple[int, ...]:
@@ -284,14 +273,13 @@ def derived(params: ImageParams, mode: ImageMode, index: int, source_job: str,
     negative = params.negative_for(index)
     label = params.labels[index] if index < len(params.labels) else None
     seeds = _series(random_seed(), MAX_COUNT) if mode is ImageMode.VARIATION else (seed,)
-    return ImageParams(
+    return same_model(ImageParams(
         prompt=prompt, negative=negative, subject=params.subject,
         style=label or (params.style if params.style != ALL_STYLES else None),
         seeds=seeds, steps=params.steps, guidance=params.guidance,
         width=params.width, height=params.height, mode=mode, strength=strength,
         source_job=source_job, source_index=index, source_path=source_path,
-        **same_model(params),  # type: ignore[arg-type]
-    )
+    ), params)
 
 
 def outpainted(params: ImageParams, index: int, source_job: str | None, source_path: str,
@@ -348,12 +336,11 @@ def remixed(params: ImageParams, prompt: str, negative: str, seed: int | None,
     if source is not None:
         source_job, source_path, strength = source
         mode = ImageMode.VARIATION
-    return ImageParams(
+    return same_model(ImageParams(
         prompt=parsed.prompt, negative=parsed.negative, subject=parsed.subject,
         style=parsed.style.name if parsed.style else None, seeds=seeds, steps=params.steps,
         guidance=params.guidance, width=params.width, height=params.height, mode=mode,
-        strength=strength, source_job=source_job, source_path=source_path,
-        **same_model(params))  # type: ignore[arg-type]
+        strength=strength, source_job=source_job, source_path=source_path), params)
 
 
 def drafted(params: ImageParams, settings: ImageSettings, catalog: ModelCatalog) -> ImageParams:

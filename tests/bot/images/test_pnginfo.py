@@ -9,6 +9,7 @@ from PIL import Image
 
 from bot.images.pnginfo import (
     GenerationParameters,
+    LoraUse,
     encode_png,
     format_parameters,
     parse_parameters,
@@ -97,7 +98,9 @@ def test_parse_modern_a1111_infotext() -> None:
         '7c6bad76eb54", Version: v1.10.1'
     )
     params = parse_parameters(text)
-    assert params.prompt == "masterpiece, a fox <lora:add_detail:0.5>\nsecond line"
+    # The LoRA tag is read out of the prompt, with its hash out of "Lora hashes".
+    assert params.prompt == "masterpiece, a fox\nsecond line"
+    assert params.loras == (LoraUse("add_detail", 0.5, "7c6bad76eb54"),)
     assert params.negative == "blurry"
     assert (params.sampler, params.cfg_scale, params.width, params.height) == (
         "DPM++ 2M",
@@ -109,7 +112,6 @@ def test_parse_modern_a1111_infotext() -> None:
     assert dict(params.extra) == {
         "Schedule type": "Karras",
         "Model hash": "4496b36d48",
-        "Lora hashes": "add_detail: 7c6bad76eb54",
         "Version": "v1.10.1",
     }
 
@@ -238,6 +240,86 @@ def test_a1111_negative_with_a_second_marker_line_reads_as_a1111_does() -> None:
     text = ("a cat\nNegative prompt: blurry\nNegative prompt: lowres\n"
             "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x64")
     assert (parse_parameters(text).prompt, parse_parameters(text).negative) == a1111_split(text)
+
+
+# --------------------------------------------------------------------------- LoRAs
+
+PIXEL = LoraUse("pixel art", 0.8, "0123456789ab")
+DETAIL = LoraUse("detail", -0.5, "ba9876543210")
+
+
+def test_loras_are_written_as_a1111_does() -> None:
+    params = sample_parameters(loras=(PIXEL, DETAIL), extra={"Denoising strength": "0.55"})
+    assert format_parameters(params) == (
+        "Oregon 💚, watercolor painting <lora:pixel art:0.8> <lora:detail:-0.5>\n"
+        "Negative prompt: blurry, lowres\n"
+        "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 512x768, "
+        'Model: sd_xl_base_1.0, Lora hashes: "pixel art: 0123456789ab, detail: ba9876543210", '
+        "Denoising strength: 0.55"
+    )
+    # A1111 finds the tags in the prompt itself, where its users type them.
+    assert a1111_split(format_parameters(params))[0].endswith(
+        "<lora:pixel art:0.8> <lora:detail:-0.5>")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        sample_parameters(loras=(PIXEL,)),
+        sample_parameters(loras=(PIXEL, DETAIL), negative=""),
+        sample_parameters(prompt="", loras=(PIXEL, DETAIL)),
+        sample_parameters(prompt="line one\nline two", loras=(LoraUse("x", 1.0),)),
+        sample_parameters(loras=(LoraUse("no hash", 1.25), DETAIL)),
+        sample_parameters(loras=(LoraUse("a, b", 4.0, "00000000000a"), LoraUse("c", 1e-05))),
+        sample_parameters(prompt="Negative prompt: a cat", loras=(PIXEL,)),
+    ],
+)
+def test_round_trip_with_loras(params: GenerationParameters) -> None:
+    assert parse_parameters(format_parameters(params)) == params
+    data = encode_png(Image.new("RGB", (8, 8)), params)
+    assert read_png_parameters(data) == params
+
+
+def test_hashes_written_only_for_loras_that_have_one() -> None:
+    text = format_parameters(sample_parameters(loras=(LoraUse("a", 1.0), DETAIL)))
+    assert text.splitlines()[-1].endswith(', Lora hashes: "detail: ba9876543210"')
+    text = format_parameters(sample_parameters(loras=(LoraUse("a", 1.0),)))
+    assert "Lora hashes" not in text and "<lora:a:1>" in text
+
+
+def test_hash_names_lose_colons_and_commas_as_in_a1111() -> None:
+    text = format_parameters(sample_parameters(loras=(LoraUse("a, b", 1, "0123456789ab"),)))
+    assert 'Lora hashes: "a b: 0123456789ab"' in text
+
+
+@pytest.mark.parametrize("name", ["", " x", "a:b", "a>b", "x\ny"])
+def test_lora_names_that_would_break_the_tag_are_rejected(name: str) -> None:
+    with pytest.raises(ValueError, match="LoRA name"):
+        format_parameters(sample_parameters(loras=(LoraUse(name, 1.0),)))
+
+
+def test_lora_hashes_twice_is_rejected() -> None:
+    params = sample_parameters(loras=(PIXEL,), extra={"Lora hashes": "pixel art: 0"})
+    with pytest.raises(ValueError, match="Lora hashes"):
+        format_parameters(params)
+
+
+def test_foreign_tags_anywhere_and_hashes_not_matching_them() -> None:
+    text = ("a <lora:fox:0.7>, castle <LORA:not-a-tag> <lora:x:1:2> <lora:bare>\n"
+            "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x64, "
+            'Lora hashes: "fox: 111111111111, other: 222222222222"')
+    params = parse_parameters(text)
+    assert params.prompt == "a, castle <LORA:not-a-tag> <lora:x:1:2>"
+    assert params.loras == (LoraUse("fox", 0.7), LoraUse("bare", 1.0))
+    # "other" has no tag here: the field stays as it was, nothing is lost or misassigned.
+    assert params.extra == {"Lora hashes": "fox: 111111111111, other: 222222222222"}
+
+
+def test_loras_are_part_of_the_immutable_value() -> None:
+    params = sample_parameters(loras=[PIXEL])
+    assert params.loras == (PIXEL,)
+    assert hash(params) == hash(sample_parameters(loras=(PIXEL,)))
+    assert params != sample_parameters(loras=(LoraUse("pixel art", 0.9, PIXEL.hash),))
 
 
 # --------------------------------------------------------------------------- PNG chunks

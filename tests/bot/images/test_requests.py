@@ -189,7 +189,7 @@ def test_a_draft_renders_with_the_draft_model_and_finalizes_with_the_chosen_one(
     d = drafted(final, settings, catalog)
     assert (d.model, d.final_model, d.seeds, d.steps) == ("turbo", "xl", (3, 4, 5, 6), 1)
     assert d.width > d.height
-    with pytest.raises(OptionError, match="image.draft_model"):
+    with pytest.raises(OptionError, match=r"image\.draft_model"):
         build_image_params(ImageOptions(prompt="a fox", draft=True), SETTINGS)
 
 
