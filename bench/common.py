@@ -527,6 +527,9 @@ class TimedContext:
     def cancelled(self, job_id: str) -> bool:
         return bool(self.ctx.cancelled(job_id))
 
+    def notify(self, job: Any, text: str) -> None:
+        self.ctx.notify(job, text)
+
     def progress(self, job: Any, step: int, total: int, preview: Any) -> None:
         def timed_preview() -> Any:
             started = time.perf_counter()

@@ -36,7 +36,9 @@ def slow_runner(settings: Settings) -> ModelRunner:
     from bot.app import build_runner
 
     base = build_runner(settings)
-    return SlowGpuRunner(base.image_options, base.text_options, blocked_term=base.blocked_term)
+    return SlowGpuRunner(base.pool, base.text_options, blocked_term=base.blocked_term,
+                         describe_options=base.describe_options, loras=base.loras,
+                         model_loras=base.model_loras)
 
 
 if __name__ == "__main__":

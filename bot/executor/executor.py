@@ -102,11 +102,22 @@ class RunContext(Protocol):
 
     def progress(self, job: Job, step: int, total: int, preview: PreviewFn | None) -> None: ...
 
+    def notify(self, job: Job, text: str) -> None:
+        """Tell the job's member what the run is doing before its steps (e.g. "loading
+        model X"): a Progress of step 0 of 0 with that note."""
+        ...
+
     def cancelled(self, job_id: str) -> bool: ...
 
 
 class JobRunner(Protocol):
-    """Runs jobs on the worker thread. Implementations own the models."""
+    """Runs jobs on the worker thread. Implementations own the models.
+
+    Optional: `batch_capacity(job) -> int | None`, the most pictures like `job`'s that fit
+    one call now (None: no bound). With `ExecutorLimits.auto_batch` the executor asks it
+    before each batch (the batch's first job decides), on the worker thread under its lock:
+    it must be cheap.
+    """
 
     def batch_key(self, job: Job) -> Hashable | None:
         """Jobs with the same non-None key may run as one batch."""
@@ -147,6 +158,9 @@ class ExecutorLimits:
     queue_limit: int = 100
     per_user_limit: int = 3
     batch_limit: int = 4
+    # executor.batch_limit = "auto": `batch_limit` is only the ceiling; the runner's
+    # batch_capacity sizes each batch.
+    auto_batch: bool = False
     preview_every: int = 2  # steps; 0 disables previews
     preview_interval_s: float = 1.0  # never decode previews more often than this per job
     # Previews may take at most this share of a run's time: one that would go over is
@@ -189,6 +203,9 @@ class BatchContext:
         image = None if preview is None else self._previews.preview(job.id, step, total, preview)
         self._emit(job.id, Progress(step, total, image))
 
+    def notify(self, job: Job, text: str) -> None:
+        self._emit(job.id, Progress(0, 0, note=text))
+
     def cancelled(self, job_id: str) -> bool:
         return self._cancelled(job_id)
 
@@ -204,6 +221,7 @@ class Executor:
         self.limits = limits or ExecutorLimits()
         self.store = store
         self.batch_limit = self.limits.batch_limit  # lowered after out-of-memory errors
+        self._batch_cap = self.batch_limit  # the running batch's limit (worker thread only)
         self._queue = FairQueue()
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
@@ -584,9 +602,10 @@ class Executor:
 
     def _context(self) -> BatchContext:
         """A fresh context per batch: its preview budget is this run's, the cost estimate
-        is the executor's. `batch_limit` is read live (it is lowered after out-of-memory)."""
+        is the executor's. `batch_limit` is read live (it is lowered after out-of-memory),
+        within the runner's capacity for this batch."""
         return BatchContext(
-            batch_limit=lambda: self.batch_limit,
+            batch_limit=lambda: min(self.batch_limit, self._batch_cap),
             emit=self._emit,
             cancelled=self._is_cancelled,
             previews=PreviewBudget(self.limits, self._preview_cost),
@@ -602,8 +621,9 @@ class Executor:
                 return None
             if self._calls:
                 return []
+            self._batch_cap = self._capacity(next(self._queue.ordered()))
             batch = self._queue.pop_batch(self._batch_key, self.runner.batch_size,
-                                          self.batch_limit)
+                                          min(self.batch_limit, self._batch_cap))
             for job in batch:
                 job.attempts += 1
                 self._running[job.id] = job
@@ -614,6 +634,19 @@ class Executor:
 
     def _batch_key(self, job: Job) -> Hashable | None:
         return None if job.id in self._solo else self.runner.batch_key(job)
+
+    def _capacity(self, job: Job) -> int:
+        """The most pictures a batch led by `job` may hold: the runner's capacity when the
+        limit is "auto" (a fixed limit overrides it), else no bound beyond the limit."""
+        capacity = getattr(self.runner, "batch_capacity", None)
+        if not self.limits.auto_batch or capacity is None:
+            return self.limits.batch_limit
+        try:
+            found = capacity(job)
+        except Exception:  # a sizing bug must not stop the worker: the ceiling applies
+            log.exception("batch_capacity failed; using the batch limit")
+            return self.limits.batch_limit
+        return self.limits.batch_limit if found is None else max(1, int(found))
 
     def _work(self) -> None:
         while (batch := self._next_batch()) is not None:
@@ -683,7 +716,8 @@ class Executor:
             # One bad job must not fail the others: run each alone; after running out of
             # memory, in smaller batches (the runner splits big jobs to the limit too).
             if oom:
-                self.batch_limit = max(1, self.batch_limit // 2)
+                # Half of what this batch was allowed (the runner's capacity included).
+                self.batch_limit = max(1, min(self.batch_limit, self._batch_cap) // 2)
                 self._full_batches = 0
                 log.warning("out of memory with a batch of %d; batch limit now %d",
                             len(batch), self.batch_limit)

@@ -8,7 +8,12 @@
 * `dir/story`: a 2-layer GPTNeoForCausalLM with a byte-level BPE tokenizer trained in
   milliseconds on the built-in corpus below.
 
-Both are written with `save_pretrained`, so callers load them with plain `from_pretrained`,
+More builders, each to a folder of its own: a tiny SDXL (`build_tiny_sdxl_model`), an
+inpainting model, a second SD unlike the first (`build_tiny_sd_variant`), and the tiny model's
+weights with a turbo-like or an LCM scheduler config (`build_tiny_turbo_model`,
+`build_tiny_lcm_model`), for several-model and model-family tests.
+
+All are written with `save_pretrained`, so callers load them with plain `from_pretrained`,
 the same code path real models take. The weights are random (seeded, so deterministic): the
 images are noise and the text is gibberish, but every shape and code path is real.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,6 +283,84 @@ def build_tiny_sdxl_model(folder: Path) -> Path:
     pipe.save_pretrained(str(folder))
     shutil.rmtree(folder / "_tokenizer_src")
     marker.write_text("tiny SDXL model built by bot.pipelines.tiny\n", encoding="utf-8")
+    return folder
+
+
+def build_tiny_sd_variant(folder: Path) -> Path:
+    """Write a second tiny StableDiffusionPipeline, unlike the first (idempotent): one layer
+    per UNet block, 16² latents (32×32 images by default) and an Euler scheduler. Its own
+    weights and native size make a switch between two models observable offline."""
+
+    def unet() -> Any:
+        from diffusers import UNet2DConditionModel
+
+        return UNet2DConditionModel(
+            block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=4,
+            out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32)
+
+    def scheduler() -> Any:
+        from diffusers import EulerDiscreteScheduler
+
+        return EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
+                                      beta_schedule="scaled_linear", steps_offset=1)
+
+    return _write_tiny_sd(folder, unet, scheduler, "tiny SD variant")
+
+
+def build_tiny_turbo_model(folder: Path) -> Path:
+    """The tiny image model's weights with a turbo-like scheduler config (Euler ancestral,
+    "trailing" timestep spacing, as SD-Turbo ships), for family detection (idempotent)."""
+
+    def scheduler() -> Any:
+        from diffusers import EulerAncestralDiscreteScheduler
+
+        return EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
+                                               beta_schedule="scaled_linear",
+                                               timestep_spacing="trailing", steps_offset=1)
+
+    return _write_tiny_sd(folder, lambda: _tiny_unet(in_channels=4), scheduler,
+                          "tiny turbo-like model")
+
+
+def build_tiny_lcm_model(folder: Path) -> Path:
+    """The tiny image model's weights with an LCMScheduler config, as LCM checkpoints ship
+    (idempotent)."""
+
+    def scheduler() -> Any:
+        from diffusers import LCMScheduler
+
+        return LCMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                            steps_offset=1)
+
+    return _write_tiny_sd(folder, lambda: _tiny_unet(in_channels=4), scheduler,
+                          "tiny LCM-like model")
+
+
+def _write_tiny_sd(folder: Path, unet: Callable[[], Any], scheduler: Callable[[], Any],
+                   what: str) -> Path:
+    """A tiny StableDiffusionPipeline (the tiny VAE and CLIP, seeded) with this UNet and
+    scheduler, saved to `folder` and marked complete; kept when already there."""
+    folder = Path(folder)
+    marker = folder / _MARKER
+    if marker.exists():
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPTextModel
+
+    tokenizer = _tiny_clip_tokenizer(folder / "_tokenizer_src")
+    torch.manual_seed(_SEED)
+    pipe: Any = StableDiffusionPipeline(
+        vae=_tiny_vae(), text_encoder=CLIPTextModel(_tiny_clip_config()), tokenizer=tokenizer,
+        unet=unet(), scheduler=scheduler(), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(str(folder))
+    shutil.rmtree(folder / "_tokenizer_src")
+    marker.write_text(f"{what} built by bot.pipelines.tiny\n", encoding="utf-8")
     return folder
 
 

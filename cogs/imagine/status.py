@@ -62,6 +62,8 @@ def queued_text(what: str, event: Queued) -> str:
 
 def progress_text(what: str, event: Progress, started: float) -> str:
     elapsed = time.monotonic() - started
+    if event.note and event.step == 0:  # before the first step, e.g. "loading model X"
+        return f"🎨 {what}\n{event.note[:1].upper()}{event.note[1:]}… · {elapsed:.0f} s"
     return (f"🎨 {what}\n{progress_bar(event.step, event.total)} "
             f"{event.step}/{event.total} · {elapsed:.0f} s")
 
@@ -82,10 +84,16 @@ class StatusMessage:
         self,
         message: discord.PartialMessage | discord.Message,
         interaction: discord.Interaction | None = None,
+        *,
+        private: bool = False,
+        followup: bool = False,
     ) -> None:
         self.message = message
         self.interaction = interaction
         self.created = time.monotonic()
+        # Ephemeral: only the interaction's token reaches it, never the bot token.
+        self.private = private
+        self.followup = followup  # a followup of `interaction`, not its original reply
 
     @property
     def id(self) -> int:
@@ -95,12 +103,17 @@ class StatusMessage:
         fields.setdefault("allowed_mentions", discord.AllowedMentions.none())
         if self.interaction and time.monotonic() - self.created < TOKEN_LIFETIME_S:
             try:
-                await self.interaction.edit_original_response(**fields)
+                if self.followup:
+                    await self.interaction.followup.edit_message(self.message.id, **fields)
+                else:
+                    await self.interaction.edit_original_response(**fields)
                 return
             except discord.HTTPException as exc:
                 if exc.status not in (401, 404):
                     raise
                 self.interaction = None  # token gone: use the bot token from now on
+        if self.private:
+            return  # its token is gone, and the bot token can't reach an ephemeral message
         partial = self.message.channel.get_partial_message(self.message.id)  # type: ignore[union-attr]
         await partial.edit(**fields)
 
