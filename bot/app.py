@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from bot.client import GreenheartBot, point_at
-from bot.config import Settings
+from bot.config import AUTO_BATCH_MAX, Settings
 from bot.db.connection import open_database
 from bot.db.jobs import JobRepository
 from bot.db.kv import KeyValues
@@ -26,8 +26,13 @@ from bot.db.lock import DatabaseLock
 from bot.db.retention import start_retention, stop_retention
 from bot.executor.executor import Executor, ExecutorLimits
 from bot.images.lifecycle import ImageJobs
+from bot.images.models import ModelCatalog
 from bot.metrics import Metrics, start_metrics_server, stop_metrics_server
+from bot.pipelines.caption import CaptionModelOptions
 from bot.pipelines.diffusion import ImageModelOptions
+from bot.pipelines.families import read_model_facts
+from bot.pipelines.lora import LoraSource
+from bot.pipelines.pool import ImagePool
 from bot.pipelines.runner import ModelRunner
 from bot.pipelines.text import TextModelOptions
 from bot.prompts import find_blocked_term
@@ -41,9 +46,10 @@ log = logging.getLogger(__name__)
 
 
 def image_options(settings: Settings) -> ImageModelOptions:
+    """The default image model's options (image.model may name an [image.models.NAME])."""
     s = settings.image
     return ImageModelOptions(
-        model=str(s.model), scheduler=s.scheduler, device=s.device, dtype=s.dtype,
+        model=s.default_profile.path, scheduler=s.scheduler, device=s.device, dtype=s.dtype,
         attention_slicing=s.attention_slicing, vae_tiling=s.vae_tiling,
         cpu_offload=s.cpu_offload, safety_checker=s.safety_checker,
         upscaler=s.upscaler or None, preview_vae=s.preview_vae or None, compile=s.compile,
@@ -61,12 +67,62 @@ def text_options(settings: Settings) -> TextModelOptions:
     )
 
 
+def describe_options(settings: Settings) -> CaptionModelOptions:
+    # The caption model shares the image model's device and dtype (one GPU).
+    return CaptionModelOptions(model=settings.describe.model, device=settings.image.device,
+                               dtype=settings.image.dtype)
+
+
+def image_pool(settings: Settings) -> ImagePool:
+    """Every model members may pick, each with its own path and sampler (its family's, as
+    LCM's; else its section's; else [image]'s) and [image]'s memory options. Only the
+    default model gets image.inpaint_model (the others inpaint on their own weights), and
+    only models with the default's latents get its preview VAE (taesd is not taesdxl)."""
+    s = settings.image
+    base = image_options(settings)
+    default = s.default_profile.name
+    latents = _latents(base.model)
+    models = {
+        info.name: replace(
+            base, model=info.profile.path, scheduler=info.scheduler(s),
+            inpaint_model=base.inpaint_model if info.name == default else None,
+            preview_vae=base.preview_vae if _latents(info.profile.path) == latents else None)
+        for info in ModelCatalog.read(s)  # the models' config files, nothing loaded
+    }
+    return ImagePool(models, default, max_loaded=s.max_loaded, park_in_ram=s.park_in_ram)
+
+
+def _latents(source: str) -> str:
+    """SDXL or not, from the pipeline class in the model's files ("" when unknown)."""
+    name = read_model_facts(source).pipeline_class
+    return name and ("sdxl" if name.startswith("StableDiffusionXL") else "sd")
+
+
+def lora_sources(settings: Settings) -> dict[str, LoraSource]:
+    return {lo.name: LoraSource(lo.name, lo.path, lo.weight_name)
+            for lo in settings.image.loras}
+
+
+def model_loras(settings: Settings) -> dict[str, tuple[tuple[str, float], ...]]:
+    """Each model's always-on LoRA (its section's `lora`) at that LoRA's weight."""
+    s = settings.image
+    found: dict[str, tuple[tuple[str, float], ...]] = {}
+    for profile in s.profiles():
+        lora = s.lora(profile.lora) if profile.lora else None
+        if lora is not None:
+            found[profile.name] = ((lora.name, lora.weight),)
+    return found
+
+
 def build_runner(settings: Settings) -> ModelRunner:
     terms = settings.safety.blocked_terms
     return ModelRunner(
-        image_options(settings),
+        image_pool(settings),
         text_options(settings),
         blocked_term=lambda text: find_blocked_term(text, terms),
+        describe_options=describe_options(settings),
+        loras=lora_sources(settings),
+        model_loras=model_loras(settings),
     )
 
 
@@ -75,7 +131,9 @@ def executor_limits(settings: Settings) -> ExecutorLimits:
     return ExecutorLimits(
         queue_limit=e.queue_limit,
         per_user_limit=e.per_user_limit,
-        batch_limit=e.batch_limit or 4,  # "auto": bot.pipelines sizes it (in progress)
+        # "auto" (0): the runner sizes each batch (batch_capacity), up to AUTO_BATCH_MAX.
+        batch_limit=e.batch_limit or AUTO_BATCH_MAX,
+        auto_batch=e.batch_limit == 0,
         preview_every=settings.image.preview_every,
         stop_grace_s=e.stop_grace_s,
         step_timeout_s=e.step_timeout_s,
@@ -129,7 +187,11 @@ async def open_services(
         native = native or getattr(executor, "native_size", None) or DEFAULT_NATIVE_SIZE
         stories = StoryRepository(db)
         teller = StoryTeller(stories, jobs, executor, settings, native)
-        images = ImageJobs(settings, executor, jobs, native, story_waiting=teller.waiting_of)
+        # Each model's family and own size, read from its files (not loaded).
+        catalog = await asyncio.to_thread(ModelCatalog.read, settings.image,
+                                          {settings.image.default_profile.name: native})
+        images = ImageJobs(settings, executor, jobs, native, story_waiting=teller.waiting_of,
+                           catalog=catalog)
         _follow_native_size(executor, images, teller)
         retention = start_retention(db, settings.storage.images, settings.storage.keep_days)
         metrics_server = await start_metrics_server(settings.metrics, metrics)
@@ -166,7 +228,8 @@ def build_executor(settings: Settings, runner: ModelRunner, jobs: JobRepository)
 
     return RemoteExecutor(
         runner, limits, jobs, Broker(settings),
-        models={JobKind.IMAGE: settings.image.model, JobKind.TEXT: settings.story.model},
+        models={JobKind.IMAGE: settings.image.model, JobKind.TEXT: settings.story.model,
+                JobKind.DESCRIBE: settings.describe.model},
         visibility_timeout_s=settings.executor.visibility_timeout_s,
         worker_timeout_s=settings.executor.worker_timeout_s)
 

@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot.client import GreenheartBot
 from bot.executor.executor import QueueEntry
-from bot.executor.jobs import ImageParams, JobState, TextParams
+from bot.executor.jobs import DescribeParams, ImageParams, JobState, TextParams
 from bot.executor.workers import WorkerInfo, worker_line
 from bot.story.pending import PendingOp
 
@@ -25,6 +25,8 @@ def summary(entry: QueueEntry, viewer: int) -> str:
     if isinstance(params, ImageParams):
         text = params.subject
         what = f"{params.mode.value} ×{params.count}"
+    elif isinstance(params, DescribeParams):
+        text, what = "a picture", f"describe ×{params.count}"
     else:
         assert isinstance(params, TextParams)
         text = params.seed_line

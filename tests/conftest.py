@@ -91,3 +91,19 @@ async def bot_harness(
     finally:
         await harness.stop()
         await asyncio.sleep(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_blip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BLIP captioning model (describe.model), loadable with from_pretrained."""
+    from bot.pipelines.tiny_caption import build_tiny_blip
+
+    return build_tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_lora(tiny_models: TinyModelPaths, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random LoRA (UNet and text encoder) for the tiny image model, as a .safetensors file."""
+    from bot.pipelines.tiny_lora import build_tiny_lora
+
+    return build_tiny_lora(tiny_models.image, tmp_path_factory.mktemp("lora") / "tiny.safetensors")

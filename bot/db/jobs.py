@@ -27,9 +27,9 @@ from bot.executor.jobs import (
     JobKind,
     JobResult,
     JobState,
-    TextParams,
     TextResult,
     origin_from_json,
+    params_from_json,
 )
 from bot.images.files import save_images
 from bot.images.inputs import input_path
@@ -280,11 +280,7 @@ def _remove_files(paths: list[Path]) -> None:
 
 
 def _job_from_row(row: aiosqlite.Row) -> Job:
-    data = json.loads(row["params"])
-    params: ImageParams | TextParams = (
-        ImageParams.from_json(data) if row["kind"] == JobKind.IMAGE.value
-        else TextParams.from_json(data)
-    )
+    params = params_from_json(JobKind(row["kind"]), json.loads(row["params"]))
     return Job(
         id=row["id"],
         user_id=row["user_id"],

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 class JobKind(StrEnum):
     IMAGE = "image"
     TEXT = "text"
+    DESCRIBE = "describe"  # prompt suggestions for a member's picture (/describe)
 
 
 class ImageMode(StrEnum):
@@ -149,6 +150,38 @@ class TextParams:
                    rng_seed=int(data["rng_seed"]), max_chars=int(data.get("max_chars", 1500)))
 
 
+@dataclass(frozen=True)
+class DescribeParams:
+    """/describe: `count` prompt suggestions for a member's picture, saved at `source_path`
+    (removed with the job, as /imagine image:'s). The result is a TextResult holding one
+    suggestion per line (captions are cleaned to one line each)."""
+
+    source_path: str
+    count: int
+    max_new_tokens: int
+    seed: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DescribeParams:
+        return cls(source_path=str(data["source_path"]), count=int(data["count"]),
+                   max_new_tokens=int(data["max_new_tokens"]), seed=int(data["seed"]))
+
+
+Params = ImageParams | TextParams | DescribeParams
+
+
+def params_from_json(kind: JobKind, data: dict[str, Any]) -> Params:
+    """A stored or sent job's params, by its kind."""
+    if kind is JobKind.IMAGE:
+        return ImageParams.from_json(data)
+    if kind is JobKind.DESCRIBE:
+        return DescribeParams.from_json(data)
+    return TextParams.from_json(data)
+
+
 # ----- where a job came from and where its result goes -----------------------------------
 
 
@@ -164,6 +197,9 @@ class ImagineOrigin:
     upload_limit: int = 10 * 1024 * 1024  # bytes one upload may have there
     parent_message_id: int | None = None  # the result a button was pressed on
     status_message_id: int | None = None  # the message that shows the job's progress
+    # Status and result only the member sees (ephemeral, through the interaction's token);
+    # without a live token (a restart, a long wait) the result goes to them by DM.
+    private: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.KIND, **dataclasses.asdict(self)}
@@ -186,13 +222,28 @@ class StoryOrigin:
         return {"kind": self.KIND, **dataclasses.asdict(self)}
 
 
-Origin = ImagineOrigin | StoryOrigin
+@dataclass(frozen=True)
+class DescribeOrigin:
+    """A /describe job: where its suggestions go (its status message becomes them)."""
+
+    KIND: ClassVar[str] = "describe"
+
+    guild_id: int | None
+    channel_id: int | None
+    status_message_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.KIND, **dataclasses.asdict(self)}
+
+
+Origin = ImagineOrigin | StoryOrigin | DescribeOrigin
 
 
 def origin_from_json(data: dict[str, Any]) -> Origin | None:
     """The origin a job row stored; None for jobs from the CLI (no kind)."""
-    types: dict[str, type[ImagineOrigin] | type[StoryOrigin]] = {
-        ImagineOrigin.KIND: ImagineOrigin, StoryOrigin.KIND: StoryOrigin}
+    types: dict[str, type[ImagineOrigin] | type[StoryOrigin] | type[DescribeOrigin]] = {
+        ImagineOrigin.KIND: ImagineOrigin, StoryOrigin.KIND: StoryOrigin,
+        DescribeOrigin.KIND: DescribeOrigin}
     cls = types.get(str(data.get("kind")))
     if cls is None:
         return None
@@ -208,7 +259,7 @@ def new_job_id() -> str:
 @dataclass
 class Job:
     user_id: int
-    params: ImageParams | TextParams
+    params: Params
     id: str = field(default_factory=new_job_id)
     # Where it was asked for and where its result goes; None for the CLI's jobs.
     origin: Origin | None = None
@@ -218,11 +269,14 @@ class Job:
 
     @property
     def kind(self) -> JobKind:
-        return JobKind.IMAGE if isinstance(self.params, ImageParams) else JobKind.TEXT
+        if isinstance(self.params, ImageParams):
+            return JobKind.IMAGE
+        return JobKind.DESCRIBE if isinstance(self.params, DescribeParams) else JobKind.TEXT
 
     @property
     def work_units(self) -> int:
-        """Rough cost, used for ETAs: denoising steps times images, or one for text."""
+        """Rough cost, used for ETAs: denoising steps times images, or one for text and
+        descriptions."""
         if isinstance(self.params, ImageParams):
             return max(1, self.params.steps * self.params.count)
         return 1
@@ -243,6 +297,8 @@ class ImageResult:
     model: str
     sampler: str  # AUTOMATIC1111's name for the scheduler, for PNG metadata
     worker: str = ""  # who rendered it: "local", or a remote worker's name
+    # (name, AUTOMATIC1111 short hash) of each LoRA used, hashed where the file is.
+    lora_hashes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -277,6 +333,9 @@ class Progress:
     step: int
     total: int
     preview: Image | None = None
+    # What the run is doing before its first step, for the member (e.g. "loading model X");
+    # sent as step 0 of 0.
+    note: str | None = None
 
 
 @dataclass(frozen=True)

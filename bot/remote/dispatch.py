@@ -283,10 +283,11 @@ class RemoteExecutor(Executor):
             if not any(queue_for(kind, model) in worker.queues for kind, model in wanted) \
                     and worker.info.name not in self._warned:
                 self._warned.add(worker.info.name)
-                log.warning("worker %s serves %s, but this bot asks for %s and %s: it gets "
-                            "no batches (write image.model and story.model exactly as here)",
-                            worker.info.name, ", ".join(worker.info.models) or "nothing",
-                            *self._models.values())
+                log.warning("worker %s serves %s, but this bot asks for %s: it gets no "
+                            "batches (write image.model, story.model and describe.model "
+                            "exactly as here)", worker.info.name,
+                            ", ".join(worker.info.models) or "nothing",
+                            ", ".join(self._models.values()))
 
     async def _dispatch(self) -> None:
         picks = self._pick()
@@ -571,7 +572,8 @@ class RemoteExecutor(Executor):
             job_id = str(event["job"])
             preview = event.get("preview")
             self._deliver(job_id, Progress(int(event["step"]), int(event["total"]),
-                                           image_from_b64(preview) if preview else None))
+                                           image_from_b64(preview) if preview else None,
+                                           note=event.get("note") or None))
 
     # ----- helpers ----------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ a worker sends back events while it runs (pub/sub, lossy by design: only progres
 result per batch (a Redis key that waits for the bot, see bot/remote/keys.py). Jobs travel
 without their Discord origin: a worker needs only what to render. Pictures travel as PNG
 bytes (base64), so results are exact; a variation or upscale carries its source picture,
-because the worker cannot read the bot's files.
+as a /describe job its member's picture, because the worker cannot read the bot's files.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.executor.jobs import (
+    DescribeParams,
     GeneratedImage,
     ImageParams,
     ImageResult,
     Job,
     JobKind,
     JobResult,
-    TextParams,
     TextResult,
+    params_from_json,
 )
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class BatchTask:
     batch_id: str
     queue: str
     jobs: tuple[Job, ...]
-    sources: dict[str, str]  # job id → its source picture (PNG, base64), for V and U
+    sources: dict[str, str]  # job id → its source picture (PNG, base64): V, U, /describe
     # The most pictures to render in one call: the bot's batch limit, which it lowers after
     # a worker ran out of memory (a worker never goes over its own executor.batch_limit).
     max_batch: int = 0
@@ -101,7 +102,8 @@ def batch_task(batch_id: str, queue: str, jobs: list[Job], max_batch: int = 0) -
     one is left out: the worker's runner then fails that job with the runner's message)."""
     sources: dict[str, str] = {}
     for job in jobs:
-        path = job.params.source_path if isinstance(job.params, ImageParams) else None
+        path = (job.params.source_path
+                if isinstance(job.params, ImageParams | DescribeParams) else None)
         if not path:
             continue
         try:
@@ -117,7 +119,7 @@ def with_local_sources(task: BatchTask, folder: Path) -> list[Job]:
     jobs = []
     for job in task.jobs:
         p = job.params
-        if isinstance(p, ImageParams) and p.source_path:
+        if isinstance(p, ImageParams | DescribeParams) and p.source_path:
             path = folder / f"{job.id}.png"
             if job.id in task.sources:
                 path.write_bytes(base64.b64decode(task.sources[job.id]))
@@ -134,9 +136,7 @@ def _job_json(job: Job) -> dict[str, Any]:
 
 
 def _job_from_json(data: dict[str, Any]) -> Job:
-    kind = JobKind(data["kind"])
-    params = (ImageParams.from_json(data["params"]) if kind is JobKind.IMAGE
-              else TextParams.from_json(data["params"]))
+    params = params_from_json(JobKind(data["kind"]), data["params"])
     return Job(user_id=int(data["user_id"]), params=params, id=str(data["id"]),
                attempts=int(data.get("attempts", 0)),
                created_at=float(data.get("created_at", 0.0)))
@@ -188,6 +188,7 @@ def _outcome_json(outcome: Outcome) -> dict[str, Any]:
             "images": [{"png": png_b64(g.image), "seed": g.seed, "nsfw": g.nsfw,
                         "label": g.label} for g in result.images],
             "timings": result.timings, "model": result.model, "sampler": result.sampler,
+            "lora_hashes": [list(pair) for pair in result.lora_hashes],
         }
     elif isinstance(result, TextResult):
         data["text"] = {"text": result.text, "timings": result.timings, "model": result.model}
@@ -202,7 +203,8 @@ def _outcome_from_json(data: dict[str, Any]) -> Outcome:
                                         bool(g.get("nsfw")), str(g.get("label", "")))
                          for g in image["images"]),
             timings={str(k): float(v) for k, v in image.get("timings", {}).items()},
-            model=str(image["model"]), sampler=str(image["sampler"]))
+            model=str(image["model"]), sampler=str(image["sampler"]),
+            lora_hashes=tuple((str(n), str(h)) for n, h in image.get("lora_hashes", ())))
     elif text := data.get("text"):
         result = TextResult(text=str(text["text"]),
                             timings={str(k): float(v) for k, v in text["timings"].items()},

@@ -75,8 +75,11 @@ class WorkerNode:
         self.name = name
         self.host = socket.gethostname()
         self.redis = client
+        # Every image model of the config is served from the queue of the default one:
+        # the worker's pool loads whichever model a batch names.
         self.queues = (queue_for(JobKind.IMAGE, settings.image.model),
-                       queue_for(JobKind.TEXT, settings.story.model))
+                       queue_for(JobKind.TEXT, settings.story.model),
+                       queue_for(JobKind.DESCRIBE, settings.describe.model))
         self.native_size = 0
         self.incarnation = secrets.token_hex(8)  # this start of the worker, not its name
         self._claim = client.register_script(keys.CLAIM)
@@ -171,7 +174,8 @@ class WorkerNode:
             jobs = [j for j in with_local_sources(task, Path(folder)) if j.id not in cancelled]
             started = time.monotonic()
             try:
-                context = self._context(task.batch_id, task.max_batch)
+                context = self._context(task.batch_id, task.max_batch,
+                                        jobs[0] if jobs else None)
                 outcomes = self.runner.run(jobs, context) if jobs else []
             except OutOfMemory as exc:
                 return BatchResult(task.batch_id, self.name, time.monotonic() - started,
@@ -189,8 +193,12 @@ class WorkerNode:
             Outcome(job.id, error=describe_failure(o)) if isinstance(o, Exception)
             else Outcome(job.id, result=o) for job, o in zip(jobs, outcomes, strict=True)))
 
-    def _context(self, batch_id: str, max_batch: int = 0) -> BatchContext:
+    def _context(self, batch_id: str, max_batch: int = 0,
+                 first: Job | None = None) -> BatchContext:
         own = self.limits.batch_limit
+        capacity = getattr(self.runner, "batch_capacity", None)
+        if self.limits.auto_batch and capacity is not None and first is not None:
+            own = min(own, max(1, capacity(first) or own))  # "auto": what fits here now
         limit = min(own, max_batch) if max_batch > 0 else own
 
         def emit(job_id: str, event: JobEvent) -> None:
@@ -199,7 +207,8 @@ class WorkerNode:
             if isinstance(event, Progress):
                 self._publish({"type": "progress", "batch": batch_id, "job": job_id,
                                "step": event.step, "total": event.total,
-                               "preview": preview_b64(event.preview) if event.preview else None})
+                               "preview": preview_b64(event.preview) if event.preview else None,
+                               "note": event.note})
 
         return BatchContext(
             batch_limit=lambda: limit,

@@ -16,6 +16,8 @@ from bot.db.connection import open_database
 from bot.db.jobs import JobRecord, JobRepository, StoredImage
 from bot.executor.jobs import (
     Cancelled,
+    DescribeOrigin,
+    DescribeParams,
     Done,
     Failed,
     GeneratedImage,
@@ -59,8 +61,13 @@ def text_params() -> TextParams:
                       rng_seed=1234, max_chars=600)
 
 
-def make_job(params: ImageParams | TextParams, *, created_at: float = 1_700_000_000.25,
-             **overrides: object) -> Job:
+def describe_params() -> DescribeParams:
+    return DescribeParams(source_path="/data/images/inputs/abc123def456.png", count=3,
+                          max_new_tokens=40, seed=4_294_967_295)
+
+
+def make_job(params: ImageParams | TextParams | DescribeParams, *,
+             created_at: float = 1_700_000_000.25, **overrides: object) -> Job:
     job = Job(user_id=42, user_name="Zoë 🌿", params=params, created_at=created_at,
               origin=ImagineOrigin(guild_id=1, channel_id=2, nsfw=True, upload_limit=8_000_000,
                                    parent_message_id=3, status_message_id=4))
@@ -115,10 +122,11 @@ async def image_rows(db: aiosqlite.Connection, job_id: str) -> list[tuple[object
 # ----- accepted --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("params", [image_params(), variation_params(), text_params()],
-                         ids=["image", "variation", "text"])
-async def test_accepted_round_trips(repo: JobRepository, params: ImageParams | TextParams
-                                    ) -> None:
+@pytest.mark.parametrize("params", [image_params(), variation_params(), text_params(),
+                                    describe_params()],
+                         ids=["image", "variation", "text", "describe"])
+async def test_accepted_round_trips(
+        repo: JobRepository, params: ImageParams | TextParams | DescribeParams) -> None:
     job = make_job(params)
     await repo.job_accepted(job)
     rec = await record(repo, job.id)
@@ -150,7 +158,7 @@ async def test_accepted_row(repo: JobRepository, db: aiosqlite.Connection) -> No
     assert params["mode"] == "txt2img"
     assert json.loads(row["origin"]) == {
         "kind": "imagine", "guild_id": 1, "channel_id": 2, "nsfw": True, "upload_limit": 8_000_000,
-        "parent_message_id": 3, "status_message_id": 4}
+        "parent_message_id": 3, "status_message_id": 4, "private": False}
 
 
 async def test_accepting_the_same_id_twice_fails(repo: JobRepository) -> None:
@@ -584,3 +592,15 @@ async def test_everything_survives_reopening(tmp_path: Path) -> None:
         assert await repo.unfinished_jobs() == [(text_job, JobState.QUEUED)]
     finally:
         await db.close()
+
+
+async def test_a_describe_job_round_trips_with_its_suggestions(repo: JobRepository) -> None:
+    job = make_job(describe_params(), origin=DescribeOrigin(guild_id=1, channel_id=2,
+                                                            status_message_id=3))
+    await repo.job_accepted(job)
+    await repo.job_started(job)
+    await repo.job_finished(job, Done(TextResult("A fox\nA painting of a fox", {}, "blip")))
+    rec = await record(repo, job.id)
+    assert rec.job == job and rec.job.kind.value == "describe"
+    assert rec.state is JobState.RENDERED and rec in await repo.undelivered()
+    assert rec.result_text == "A fox\nA painting of a fox"

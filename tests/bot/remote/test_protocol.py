@@ -8,6 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 from bot.executor.jobs import (
+    DescribeParams,
     GeneratedImage,
     ImageMode,
     ImageParams,
@@ -86,3 +87,21 @@ def test_results_come_back_pixel_exact() -> None:
     assert back.outcomes[2] == Outcome("j3", error="the source image is gone")
     oom = BatchResult.from_json(BatchResult("b2", "w1", 0.1, error="CUDA", oom=True).to_json())
     assert oom.oom and oom.error == "CUDA" and not oom.outcomes
+
+
+def test_a_describe_job_carries_its_members_picture(tmp_path: Path) -> None:
+    source = tmp_path / "inputs" / "mine.png"
+    source.parent.mkdir()
+    Image.new("RGB", (8, 8), (200, 10, 90)).save(source)
+    job = Job(user_id=1, params=DescribeParams(source_path=str(source), count=3,
+                                               max_new_tokens=40, seed=9))
+    assert queue_for(job.kind, "blip") == "greenheart.describe.blip"
+    received = BatchTask.from_json(json.loads(json.dumps(batch_task("b2", "q", [job]).to_json())))
+    worker_dir = tmp_path / "worker"
+    worker_dir.mkdir()
+    [local] = with_local_sources(received, worker_dir)
+    assert isinstance(local.params, DescribeParams) and local.kind is JobKind.DESCRIBE
+    assert Path(local.params.source_path).parent == worker_dir
+    assert local.params == DescribeParams(local.params.source_path, 3, 40, 9)
+    with Image.open(local.params.source_path) as img:
+        assert img.getpixel((3, 3)) == (200, 10, 90)

@@ -99,7 +99,7 @@ def test_heartbeat_says_what_it_serves(redis_server: RedisServer) -> None:
     seen = parse_worker(redis_server.client().hgetall(keys.worker_key("gpu-2")))
     assert seen.info.name == "gpu-2" and seen.info.models == ("tiny-image", "tiny-story")
     assert not seen.info.busy and seen.info.images_per_s is None
-    assert seen.native_size == 64 and len(seen.queues) == 2
+    assert seen.native_size == 64 and len(seen.queues) == 3  # image, text, describe
     ttl = redis_server.client().pttl(keys.worker_key("gpu-2"))
     assert 0 < ttl <= 15_000, "it expires when the worker stops beating"
 
