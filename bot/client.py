@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Loaded by name so that `bot` never imports `cogs` (the dependency points the other way).
-EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.story", "cogs.admin", "cogs.stats")
+EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.story", "cogs.admin", "cogs.stats",
+                              "cogs.settings", "cogs.describe")
 COMMANDS_HASH_KEY = "commands_hash"
 
 

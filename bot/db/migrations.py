@@ -117,6 +117,35 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN dispatch TEXT;
     CREATE INDEX jobs_by_finish ON jobs(finished_at);
     """,
+    # 6: /settings: a member's /imagine defaults (one row per member, for every server, as
+    # Midjourney keeps them), and a server's defaults and limits. NULL = not set.
+    """
+    CREATE TABLE member_settings (
+        user_id    INTEGER PRIMARY KEY,
+        style      TEXT,
+        model      TEXT,
+        aspect     TEXT,
+        count      INTEGER,
+        steps      INTEGER,
+        negative   TEXT,
+        private    INTEGER,                     -- 1: results only the member sees
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE guild_settings (
+        guild_id      INTEGER PRIMARY KEY,
+        style         TEXT,
+        model         TEXT,
+        aspect        TEXT,
+        count         INTEGER,
+        steps         INTEGER,
+        negative      TEXT,
+        private       INTEGER,
+        max_steps     INTEGER,                  -- limits moderators set for everyone
+        max_count     INTEGER,
+        allow_private INTEGER,                  -- 0: private results are turned off
+        updated_at    REAL NOT NULL
+    );
+    """,
 ]
 
 

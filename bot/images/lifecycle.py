@@ -34,7 +34,13 @@ from bot.executor.jobs import (
 from bot.images.inputs import InputPicture, img2img_params, input_path, save_input
 from bot.images.models import ModelCatalog
 from bot.images.outpaint import Outpaint, OutpaintError
-from bot.images.pnginfo import GenerationParameters, format_parameters, read_png_parameters
+from bot.images.pnginfo import (
+    GenerationParameters,
+    format_parameters,
+    parameters_text,
+    parse_parameters,
+    read_png_parameters,
+)
 from bot.images.requests import (
     MAX_REPEAT,
     MAX_SEED,
@@ -359,13 +365,26 @@ def _image_params(record: JobRecord) -> ImageParams:
 
 def _load_result(record: JobRecord) -> ImageResult:
     pictures = []
+    hashes: tuple[tuple[str, str], ...] = ()
     for stored in record.images:
         with PILImage.open(stored.path) as image:
+            if not hashes:  # the LoRA hashes were computed where the render ran
+                hashes = _lora_hashes(image)
             pictures.append(GeneratedImage(image.convert("RGB"), stored.seed, stored.nsfw,
                                            stored.label))
     # public_model_name: jobs stored before results stopped naming a folder by its full path.
     return ImageResult(tuple(pictures), dict(record.timings),
-                       public_model_name(record.model or ""), record.sampler or "")
+                       public_model_name(record.model or ""), record.sampler or "",
+                       lora_hashes=hashes)
+
+
+def _lora_hashes(image: PILImage.Image) -> tuple[tuple[str, str], ...]:
+    text = parameters_text(image)
+    try:
+        info = parse_parameters(text) if text else None
+    except ValueError:
+        return ()
+    return tuple((lo.name, lo.hash) for lo in (info.loras if info else ()) if lo.hash)
 
 
 def _picture_size(path: Path) -> tuple[int, int] | None:

@@ -9,6 +9,7 @@ the result is posted with its buttons (buttons.py, result_message.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -19,8 +20,11 @@ from discord.ext import commands
 
 from bot.client import GreenheartBot
 from bot.db.jobs import JobRecord
+from bot.db.preferences import PreferenceRepository
 from bot.executor.handle import JobHandle
 from bot.images.inputs import InputPicture, InputPictureError, check_upload, read_picture
+from bot.images.models import suggest_loras
+from bot.images.preferences import effective_options
 from bot.images.requests import (
     ALL_STYLES,
     ASPECTS,
@@ -30,7 +34,6 @@ from bot.images.requests import (
     ImageOptions,
     OptionError,
 )
-from bot.images.models import suggest_loras
 from bot.prompts import PromptError, suggest_styles
 from cogs.common import is_nsfw
 from cogs.imagine.buttons import ACTIONS, ITEMS, REMIX_FORM, form_values
@@ -44,6 +47,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
         self.bot = bot
         self.images = bot.services.images
         self.presenter = presenter
+        self.preferences = PreferenceRepository(bot.services.db)  # /settings defaults
 
     async def cog_load(self) -> None:
         # Jobs restored from the last run continue in their old status messages, and results
@@ -80,6 +84,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
         lora="Add a LoRA (more inline: <lora:NAME:0.8>)",
         lora_weight="With lora: how strongly it applies (default: the LoRA's own)",
         draft="⚡ A fast draft first; ✨ finalize the one you like",
+        private="Only you see the status and the result (default: your /settings)",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
     @app_commands.guild_only()
@@ -101,6 +106,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
         lora: str | None = None,
         lora_weight: app_commands.Range[float, -4.0, 4.0] | None = None,
         draft: bool = False,
+        private: bool | None = None,
     ) -> None:
         # {a, b} groups in the prompt, and repeat, make one job each.
         try:
@@ -110,10 +116,16 @@ class ImagineCog(commands.Cog, name="Imagine"):
             if lora_weight is not None and not lora:
                 raise OptionError("lora_weight only applies with lora: pick a LoRA, or "
                                   "leave lora_weight out.")
-            requests = self.images.requests(ImageOptions(
+            # What was typed wins; then the member's /settings, then the server's.
+            chosen = effective_options(ImageOptions(
                 prompt=prompt, style=style, negative=negative, seed=seed, steps=steps,
                 guidance=guidance, aspect=aspect, count=count, model=model,
-                loras=((lora, lora_weight),) if lora else (), draft=draft), repeat=repeat)
+                loras=((lora, lora_weight),) if lora else (), draft=draft),
+                await self.preferences.member(interaction.user.id),
+                await self.preferences.guild(interaction.guild_id or 0),
+                settings=self.images.settings.image, catalog=self.images.catalog,
+                private=private)
+            requests = self.images.requests(chosen.options, repeat=repeat)
             if image is not None:
                 check_upload(image.filename, image.size, image.content_type,
                              self.images.settings.image)
@@ -125,10 +137,11 @@ class ImagineCog(commands.Cog, name="Imagine"):
             if refusal:
                 await interaction.response.send_message(f"⚠️ {refusal}", ephemeral=True)
                 return
-        jobs = [self.presenter.new_job(interaction, params) for params in requests]
+        jobs = [self.presenter.new_job(interaction, params, private=chosen.private)
+                for params in requests]
         if image is not None:
             # Fetching may take longer than Discord's 3 s to answer: acknowledge first.
-            await interaction.response.defer(thinking=True)
+            await interaction.response.defer(thinking=True, ephemeral=chosen.private)
             try:
                 picture = await self._picture_of(image)
                 jobs = [self.images.from_picture(job, picture, strength) for job in jobs]
@@ -139,6 +152,10 @@ class ImagineCog(commands.Cog, name="Imagine"):
             await self.presenter.start_from_command(interaction, jobs[0])
         else:
             await self.presenter.start_many_from_command(interaction, jobs)
+        if chosen.notes and interaction.response.is_done():  # defaults skipped or lowered
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.followup.send("\n".join(f"-# {n}" for n in chosen.notes),
+                                                ephemeral=True)
 
     async def _picture_of(self, attachment: discord.Attachment) -> InputPicture:
         try:

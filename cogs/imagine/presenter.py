@@ -37,7 +37,7 @@ from bot.executor.jobs import (
 )
 from bot.images.lifecycle import ImageJobError, ImageJobs, origin_of
 from bot.images.outpaint import Outpaint
-from bot.images.requests import MAX_SEED
+from bot.images.requests import MAX_SEED, ImageOptions, OptionError
 from bot.prompts import PromptError
 from bot.services import Services
 from cogs.common import is_nsfw, upload_limit
@@ -50,6 +50,7 @@ from cogs.imagine.buttons import (
     cancel_view,
     result_view,
 )
+from cogs.imagine.private import PrivateReplies
 from cogs.imagine.result_message import (
     ResultFile,
     is_sweep,
@@ -80,6 +81,7 @@ class ImaginePresenter:
         self.images: ImageJobs = services.images
         self.pacer = EditPacer()  # shared by every status message's queue-position edits
         self._tasks: set[asyncio.Task[None]] = set()
+        self.private = PrivateReplies(client)  # the tokens that reach private jobs' members
 
     async def close(self) -> None:
         """Stop following jobs (the bot is shutting down; they resume after a restart)."""
@@ -90,13 +92,13 @@ class ImaginePresenter:
     # ----- starting jobs --------------------------------------------------------------------
 
     def new_job(self, interaction: discord.Interaction[Any], params: ImageParams,
-                parent_id: int | None = None) -> Job:
+                parent_id: int | None = None, *, private: bool = False) -> Job:
         """The job for a member's interaction, with where its result goes."""
         user, channel = interaction.user, interaction.channel
         origin = ImagineOrigin(guild_id=interaction.guild_id,
                                channel_id=getattr(channel, "id", None), nsfw=is_nsfw(channel),
                                upload_limit=upload_limit(interaction),
-                               parent_message_id=parent_id)
+                               parent_message_id=parent_id, private=private)
         return self.images.new_job(user.id, getattr(user, "display_name", user.name), params,
                                    origin)
 
@@ -109,13 +111,16 @@ class ImaginePresenter:
         await _ephemeral(interaction, text)
 
     async def _reply_status(self, interaction: discord.Interaction[Any], text: str,
-                            view: discord.ui.View) -> discord.InteractionMessage:
-        """The command's reply becomes the status message (an edit, once deferred)."""
+                            view: discord.ui.View,
+                            private: bool = False) -> discord.InteractionMessage:
+        """The command's reply becomes the status message (an edit, once deferred); a
+        private job's is ephemeral (a deferred one was deferred ephemeral)."""
         mentions = discord.AllowedMentions.none()
         if interaction.response.is_done():
             return await interaction.edit_original_response(content=text, view=view,
                                                             allowed_mentions=mentions)
-        await interaction.response.send_message(text, view=view, allowed_mentions=mentions)
+        await interaction.response.send_message(text, view=view, allowed_mentions=mentions,
+                                                ephemeral=private)
         return await interaction.original_response()
 
     async def start_from_command(self, interaction: discord.Interaction[Any],
@@ -127,10 +132,11 @@ class ImaginePresenter:
             self.images.forget_inputs([job])
             await self.refuse_deferred(interaction, exc.reason)
             return
+        private = origin_of(job).private
         try:
             message = await self._reply_status(
                 interaction, queued_text(describe(_image(job)), _first_queued(handle)),
-                cancel_view(job.id))
+                cancel_view(job.id), private)
         except discord.HTTPException:
             # Not acknowledged (too late, or Discord failed): the member saw an error and no
             # status message exists, so the job must not render for nobody.
@@ -138,7 +144,9 @@ class ImaginePresenter:
             log.warning("job %s: its /imagine could not be acknowledged; cancelled", job.id)
             return
         self.images.remember_status(job, message.id)
-        self.follow(handle, StatusMessage(message, interaction))
+        if private:
+            self.private.remember(job.id, interaction)
+        self.follow(handle, StatusMessage(message, interaction, private=private))
 
     async def start_many_from_command(self, interaction: discord.Interaction[Any],
                                       jobs: list[Job]) -> None:
@@ -166,25 +174,37 @@ class ImaginePresenter:
             await self.refuse_deferred(interaction, exc.reason)
             return
         first, *rest = handles
+        private = origin_of(first.job).private
         try:
             message = await self._reply_status(
                 interaction, queued_text(describe(_image(first.job)), _first_queued(first))
-                + f"\n-# 1 of {len(handles)} jobs from this prompt", cancel_view(first.job.id))
+                + f"\n-# 1 of {len(handles)} jobs from this prompt", cancel_view(first.job.id),
+                private)
         except discord.HTTPException:
             for handle in handles:
                 self.images.cancel(handle.job.id)
             log.warning("a %d-job /imagine could not be acknowledged; cancelled", len(handles))
             return
         self.images.remember_status(first.job, message.id)
-        self.follow(first, StatusMessage(message, interaction))
+        for handle in handles if private else ():
+            self.private.remember(handle.job.id, interaction)
+        self.follow(first, StatusMessage(message, interaction, private=private))
         channel = interaction.channel
         assert isinstance(channel, discord.abc.Messageable)
         for n, handle in enumerate(rest, start=2):
+            text = (queued_text(describe(_image(handle.job)), _first_queued(handle))
+                    + f"\n-# {n} of {len(handles)} jobs from this prompt")
             try:
+                if private:  # more ephemeral messages of the same interaction
+                    ephemeral = await interaction.followup.send(
+                        text, view=cancel_view(handle.job.id), ephemeral=True, wait=True,
+                        allowed_mentions=discord.AllowedMentions.none())
+                    self.images.remember_status(handle.job, ephemeral.id)
+                    self.follow(handle, StatusMessage(ephemeral, interaction, private=True,
+                                                      followup=True))
+                    continue
                 status = await channel.send(
-                    queued_text(describe(_image(handle.job)), _first_queued(handle))
-                    + f"\n-# {n} of {len(handles)} jobs from this prompt",
-                    view=cancel_view(handle.job.id),
+                    text, view=cancel_view(handle.job.id),
                     reference=message.to_reference(fail_if_not_exists=False),
                     allowed_mentions=discord.AllowedMentions.none())
             except discord.HTTPException as exc:
@@ -204,11 +224,18 @@ class ImaginePresenter:
             await _ephemeral(interaction, refusal)
             return
         parent = interaction.message
-        job = self.new_job(interaction, params, parent_id=parent.id if parent else None)
+        # A button on a private (ephemeral) result makes a private job: only its member
+        # could press it, and its answer must stay theirs.
+        private = bool(parent is not None and parent.flags.ephemeral)
+        job = self.new_job(interaction, params, parent_id=parent.id if parent else None,
+                           private=private)
         try:
             handle = await self.images.submit(job)
         except Refused as exc:
             await _ephemeral(interaction, exc.reason)
+            return
+        if private:
+            await self._start_private_button(interaction, handle)
             return
         if not interaction.response.is_done():
             await interaction.response.defer()
@@ -230,6 +257,31 @@ class ImaginePresenter:
             return
         self.images.remember_status(job, status.id)
         self.follow(handle, StatusMessage(status))
+
+    async def _start_private_button(self, interaction: discord.Interaction[Any],
+                                    handle: JobHandle) -> None:
+        """The status of a private button job: an ephemeral reply to the click."""
+        job = handle.job
+        text = queued_text(describe(_image(job)), _first_queued(handle))
+        mentions = discord.AllowedMentions.none()
+        try:
+            if interaction.response.is_done():
+                message: Any = await interaction.followup.send(
+                    text, view=cancel_view(job.id), ephemeral=True, wait=True,
+                    allowed_mentions=mentions)
+                status = StatusMessage(message, interaction, private=True, followup=True)
+            else:
+                await interaction.response.send_message(
+                    text, view=cancel_view(job.id), ephemeral=True, allowed_mentions=mentions)
+                message = await interaction.original_response()
+                status = StatusMessage(message, interaction, private=True)
+        except discord.HTTPException:
+            self.images.cancel(job.id)  # not acknowledged: nobody would see the result
+            log.warning("job %s: its button could not be acknowledged; cancelled", job.id)
+            return
+        self.images.remember_status(job, message.id)
+        self.private.remember(job.id, interaction)
+        self.follow(handle, status)
 
     def follow(self, handle: JobHandle, status: StatusMessage | None) -> None:
         task = asyncio.create_task(self._follow(handle, status), name=f"job-{handle.job.id}")
@@ -268,6 +320,8 @@ class ImaginePresenter:
 
     async def _status_of(self, job: Job) -> StatusMessage | None:
         origin = origin_of(job)
+        if origin.private:  # ephemeral: its token did not survive the restart
+            return None
         channel = await self._status_channel(origin.channel_id)
         if channel is None or origin.status_message_id is None:
             return None
@@ -308,6 +362,7 @@ class ImaginePresenter:
         finally:  # cancelled at shutdown: no edit may outlive the bot's HTTP session
             if editor is not None:
                 editor.stop()
+            self.private.forget(handle.job.id)
 
     async def _present(self, handle: JobHandle, editor: ThrottledEditor | None,
                        what: str) -> None:
@@ -372,7 +427,7 @@ class ImaginePresenter:
         upload = await asyncio.to_thread(result_file, job, result,
                                          upload_limit=origin.upload_limit, spoiler=spoiler)
         embed = result_embed(job, result, upload.filename, seconds)
-        view = result_view(record, self.settings.image.styles)
+        view = result_view(record, self.settings.image.styles, drafts=self.images.drafts)
         parent_id = origin.parent_message_id or origin.status_message_id
         # A style sweep also attaches each preset's own picture, with its own PNG info.
         gallery: list[list[ResultFile]] = []
@@ -385,6 +440,13 @@ class ImaginePresenter:
         first = gallery[0] if gallery else []
 
         async def post() -> discord.Message:
+            if origin.private:  # never in the channel: an ephemeral followup, or a DM
+                return await self.private.send(job.id, job.user_id, result_content(job),
+                                               lambda: {"embed": embed, "view": view,
+                                                        "files": [discord.File(
+                                                            io.BytesIO(upload.data),
+                                                            filename=upload.filename),
+                                                            *_files(first, spoiler)]})
             channel = await self._channel(origin.channel_id)  # in the try: may be transient
             if channel is None:
                 raise DeliveryFailed("the channel is gone or the bot can't see it")
@@ -401,8 +463,21 @@ class ImaginePresenter:
                                 give_up_after=self.settings.discord.delivery_retry_s,
                                 on_retry=self.metrics.delivery_retried)
         for part, files in enumerate(gallery[1:], start=2):
-            await self._post_more(message, job, part, files, spoiler)
+            if origin.private:
+                await self._post_more_privately(job, part, files, spoiler)
+            else:
+                await self._post_more(message, job, part, files, spoiler)
         return message
+
+    async def _post_more_privately(self, job: Job, part: int, files: list[ResultFile],
+                                   spoiler: bool) -> None:
+        """A private sweep's further pictures, the way its result went (best effort)."""
+        try:
+            await self.private.send(job.id, job.user_id,
+                                    f"-# 🎨 More styles of **{_subject(job)}** (part {part})",
+                                    lambda: {"files": _files(files, spoiler)})
+        except discord.HTTPException as exc:
+            log.warning("job %s: part %d of its pictures was not sent: %s", job.id, part, exc)
 
     async def _post_more(self, result: discord.Message, job: Job, part: int,
                          files: list[ResultFile], spoiler: bool) -> None:
@@ -426,6 +501,17 @@ class ImaginePresenter:
 
     # ----- buttons (ButtonActions) ----------------------------------------------------------
 
+    async def imagine_text(self, interaction: discord.Interaction[Any], prompt: str) -> None:
+        """An /imagine of `prompt` with the default options, for whoever pressed a button
+        that holds it (🎨 Imagine this under /describe): the command's checks and limits,
+        its status a reply to the message the button is on."""
+        try:
+            params = self.images.request(ImageOptions(prompt=prompt))
+        except (OptionError, PromptError) as exc:
+            await _ephemeral(interaction, f"⚠️ {exc}")
+            return
+        await self.start_from_button(interaction, params)
+
     async def reroll(self, interaction: discord.Interaction[Any], job_id: str) -> None:
         try:
             params = self.images.rerolled(await self.images.usable(job_id))
@@ -438,6 +524,25 @@ class ImaginePresenter:
                      index: int) -> None:
         try:
             params = self.images.derived(await self.images.usable(job_id), mode, index)
+        except ImageJobError as exc:
+            await _ephemeral(interaction, exc.reason)
+            return
+        await self.start_from_button(interaction, params)
+
+    async def draft(self, interaction: discord.Interaction[Any], job_id: str) -> None:
+        """⚡ Drafts of a result: its prompt and seeds with the fast draft model."""
+        try:
+            params = self.images.drafted(await self.images.usable(job_id))
+        except ImageJobError as exc:
+            await _ephemeral(interaction, exc.reason)
+            return
+        await self.start_from_button(interaction, params)
+
+    async def finalize(self, interaction: discord.Interaction[Any], job_id: str,
+                       index: int) -> None:
+        """✨ A draft picture, finalized by the full model from the draft itself."""
+        try:
+            params = self.images.finalized(await self.images.usable(job_id), index)
         except ImageJobError as exc:
             await _ephemeral(interaction, exc.reason)
             return

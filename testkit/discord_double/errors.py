@@ -76,6 +76,10 @@ def missing_permissions() -> ApiError:
     return ApiError(403, 50013, "Missing Permissions")
 
 
+def cannot_message_user() -> ApiError:
+    return ApiError(403, 50007, "Cannot send messages to this user")
+
+
 def cannot_edit_others() -> ApiError:
     return ApiError(403, 50005, "Cannot edit a message authored by another user")
 

@@ -86,9 +86,20 @@ DEFAULT_BOT_PERMISSIONS = (
     | Perm.MANAGE_THREADS
 )
 
+# What either end of a DM may do (a DM has no roles or overwrites).
+DM_PERMISSIONS = (
+    Perm.VIEW_CHANNEL
+    | Perm.SEND_MESSAGES
+    | Perm.EMBED_LINKS
+    | Perm.ATTACH_FILES
+    | Perm.READ_MESSAGE_HISTORY
+    | Perm.ADD_REACTIONS
+)
+
 
 class ChannelType(enum.IntEnum):
     GUILD_TEXT = 0
+    DM = 1
     PUBLIC_THREAD = 11
     PRIVATE_THREAD = 12
 
@@ -137,6 +148,8 @@ class User:
     username: str
     global_name: str | None = None
     bot: bool = False
+    # False: the member turned off DMs from server members (Discord answers 50007).
+    accepts_dms: bool = True
 
     def payload(self) -> JSON:
         data: JSON = {
@@ -241,7 +254,8 @@ class Overwrite:
 
 @dataclass
 class Channel:
-    """A guild text channel or a thread (``type`` 11/12, with ``parent_id``)."""
+    """A guild text channel, a thread (``type`` 11/12, with ``parent_id``), or the bot's
+    DM with one user (``type`` 1, ``guild_id`` 0, with ``recipient_id``)."""
 
     id: int
     guild_id: int
@@ -265,6 +279,11 @@ class Channel:
     message_count: int = 0
     total_message_sent: int = 0
     member_ids: set[int] = field(default_factory=set)
+    recipient_id: int | None = None  # DMs only
+
+    @property
+    def is_dm(self) -> bool:
+        return self.type == ChannelType.DM
 
     @property
     def is_thread(self) -> bool:

@@ -344,6 +344,11 @@ class DiscordDouble:
     ) -> list[Message]:
         return self.world.channel_messages(channel_id, include_ephemeral=include_ephemeral)
 
+    def dm_messages(self, user_id: int) -> list[Message]:
+        """What the bot sent a user by DM, oldest first (none if it never opened one)."""
+        dms = [c for c in self.world.channels.values() if c.is_dm and c.recipient_id == user_id]
+        return self.world.channel_messages(dms[0].id) if dms else []
+
     def user_named(self, name: str) -> User:
         return self.world.user_named(name)
 
@@ -583,6 +588,7 @@ class DiscordDouble:
 
         add("GET", "/users/@me", self._get_me)
         add("GET", "/users/{user_id}", self._get_user)
+        add("POST", "/users/@me/channels", self._open_dm)
         add("GET", "/oauth2/applications/@me", self._get_application)
         add("GET", "/applications/@me", self._get_application)
         add("GET", "/gateway", self._get_gateway, bot_auth=False)
@@ -836,6 +842,20 @@ class DiscordDouble:
         if user is None:
             raise err.unknown_user()
         return 200, user.payload()
+
+    async def _open_dm(self, call: _Call) -> tuple[int, Any]:
+        """Create DM: the bot's DM channel with a user, the same one every time. Whether a
+        message may go there is only decided when one is sent (50007)."""
+        body = call.body if isinstance(call.body, dict) else {}
+        try:
+            user = self.world.users.get(int(body.get("recipient_id") or 0))
+        except (TypeError, ValueError):
+            user = None
+        if user is None:
+            raise err.unknown_user()
+        channel = self.world.open_dm(user.id)
+        self._changed()
+        return 200, self.world.channel_payload(channel)
 
     async def _get_application(self, call: _Call) -> tuple[int, Any]:
         return 200, self.world.application_payload(self.gateway.app_flags)
@@ -1112,7 +1132,7 @@ class DiscordDouble:
         message = Message(
             id=snowflake(),
             channel_id=channel.id,
-            guild_id=channel.guild_id,
+            guild_id=None if channel.is_dm else channel.guild_id,
             author_id=author_id,
             content=body.get("content") or "",
             flags=int(flags),
@@ -1252,6 +1272,8 @@ class DiscordDouble:
         if body.get("message_reference"):
             perm |= Perm.READ_MESSAGE_HISTORY
         self._require(channel, perm)
+        if channel.is_dm and not self.world.users[channel.recipient_id or 0].accepts_dms:
+            raise err.cannot_message_user()
         # Discord: with enforce_nonce, a create whose nonce the same author used in the last
         # few minutes returns that message instead of making another.
         nonce = body.get("nonce")

@@ -16,6 +16,7 @@ from .models import (
     ALL_PERMISSIONS,
     DEFAULT_BOT_PERMISSIONS,
     DEFAULT_EVERYONE_PERMISSIONS,
+    DM_PERMISSIONS,
     JSON,
     Channel,
     ChannelType,
@@ -312,8 +313,20 @@ class World:
             perms |= guild.roles[role_id].permissions
         return ALL_PERMISSIONS if perms & Perm.ADMINISTRATOR else int(perms)
 
+    def open_dm(self, user_id: int) -> Channel:
+        """The bot's DM channel with a user (made on first use, as Discord does)."""
+        for channel in self.channels.values():
+            if channel.is_dm and channel.recipient_id == user_id:
+                return channel
+        channel = Channel(id=snowflake(), guild_id=0, name="", type=ChannelType.DM,
+                          recipient_id=user_id)
+        self.channels[channel.id] = channel
+        return channel
+
     def permissions_in(self, channel_id: int, user_id: int) -> int:
         channel = self.channels[channel_id]
+        if channel.is_dm:  # no roles or overwrites: both ends may talk
+            return DM_PERMISSIONS if user_id in (channel.recipient_id, self.bot_user.id) else 0
         guild = self.guild_of(channel)
         perms = self.base_permissions(guild, user_id)
         if perms == ALL_PERMISSIONS:
@@ -381,6 +394,12 @@ class World:
     # ----- payloads ------------------------------------------------------------------
 
     def channel_payload(self, channel: Channel) -> JSON:
+        if channel.is_dm:
+            assert channel.recipient_id is not None
+            last = None if channel.last_message_id is None else str(channel.last_message_id)
+            return {"id": str(channel.id), "type": int(ChannelType.DM), "flags": 0,
+                    "last_message_id": last,
+                    "recipients": [self.users[channel.recipient_id].payload()]}
         return channel.payload(thread_member_for=self.bot_user.id)
 
     def message_payload(

@@ -616,3 +616,26 @@ async def test_a_dropped_connection_before_or_after_the_create(
         await channel.send("maybe", nonce="n-2")
         assert len(discord_double.channel_messages(discord_world.studio.id)) == 1
     discord_double.assert_clean()
+
+
+async def test_direct_messages_open_once_and_respect_closed_dms(
+    discord_double: DiscordDouble, discord_world: SeededWorld
+) -> None:
+    w = discord_world
+    async with connect_client(discord_double, make_bot()) as bot:
+        alice = await bot.fetch_user(w.alice.id)
+        sent = await alice.send("hello by DM")
+        assert isinstance(sent.channel, discord.DMChannel)
+        assert sent.guild is None
+        again = await alice.send("and again")
+        assert again.channel.id == sent.channel.id  # one DM channel per user
+        assert [m.content for m in discord_double.dm_messages(w.alice.id)] == [
+            "hello by DM", "and again"]
+        assert discord_double.dm_messages(w.bob.id) == []
+
+        w.bob.accepts_dms = False
+        bob = await bot.fetch_user(w.bob.id)
+        with pytest.raises(discord.Forbidden) as info:
+            await bob.send("hello?")
+        assert info.value.code == 50007
+    discord_double.assert_clean()

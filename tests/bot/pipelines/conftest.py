@@ -55,11 +55,3 @@ def story_writer(tiny_models: TinyModelPaths) -> object:
 @pytest.fixture
 def tiny_image_dir(tiny_models: TinyModelPaths) -> Path:
     return tiny_models.image
-
-
-@pytest.fixture(scope="session")
-def tiny_lora(tiny_models: TinyModelPaths, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random LoRA (UNet and text encoder) for the tiny image model, as a .safetensors file."""
-    from bot.pipelines.tiny_lora import build_tiny_lora
-
-    return build_tiny_lora(tiny_models.image, tmp_path_factory.mktemp("lora") / "tiny.safetensors")
