@@ -1,4 +1,4 @@
-"""Command line: `python -m bot [run|render|tiny-models|story|worker|workers] ...`."""
+"""Command line: `python -m bot [run|render|tiny-models|story|blog|worker|workers] ...`."""
 
 from __future__ import annotations
 
@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     story.add_argument("--model", help="image model (overrides image.model)")
     story.add_argument("--story-model", help="text model (overrides story.model)")
     story.add_argument("--out", type=Path, default=Path("out"), help="folder for the export")
+
+    blog = sub.add_parser("blog", help="write the finished stories as a static blog (read-only "
+                          "on the database; the bot may be running)")
+    blog.add_argument("dir", type=Path, help="the site's folder (brought up to date)")
+    blog.add_argument("--guild", type=int, help="only this server's stories (default: all)")
+    blog.add_argument("--base-url", help="the URL DIR is served at, for the feed's links")
     return parser
 
 
@@ -104,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.cli.story import write_story
 
         return asyncio.run(write_story(settings, args))
+    if command == "blog":
+        from bot.cli.blog import write_blog
+
+        return asyncio.run(write_blog(settings, args))
     return run_bot(settings)
 
 

@@ -70,6 +70,11 @@ def _url(*schemes: str) -> Check:
     return check
 
 
+def _optional_url(value: Any) -> str | None:
+    ok = not value or value.startswith(("http://", "https://"))
+    return None if ok else 'must start with http:// or https://, or be ""'
+
+
 def _scheduler(value: Any) -> str | None:
     names = scheduler_names()
     return None if value in names else f"must be one of: {', '.join(names)}"
@@ -317,6 +322,16 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class BlogSettings:
+    # `/story publish` writes a server's blog into dir/<server id>/ (bot/story/blog.py).
+    dir: Path = setting(Path("data/blog"))
+    # The URL blog.dir is served at; "" = none: pages link relatively and the feed's
+    # links are relative too (its ids are urn:uuid either way, so they never change).
+    base_url: str = setting("", _optional_url)
+    title: str = setting("Greenheart stories", _not_blank)
+
+
+@dataclass(frozen=True)
 class Settings:
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     image: ImageSettings = field(default_factory=ImageSettings)
@@ -326,6 +341,7 @@ class Settings:
     safety: SafetySettings = field(default_factory=SafetySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     describe: DescribeSettings = field(default_factory=DescribeSettings)
+    blog: BlogSettings = field(default_factory=BlogSettings)
     # Kept out of repr/str: settings end up in logs and tracebacks; the token must not.
     token: str | None = field(default=None, repr=False)
     source: str = "<defaults>"
@@ -340,6 +356,7 @@ _SECTIONS: dict[str, type] = {
     "safety": SafetySettings,
     "metrics": MetricsSettings,
     "describe": DescribeSettings,
+    "blog": BlogSettings,
 }
 
 

@@ -60,6 +60,15 @@ class StoryRepository:
         ) as cur:
             return [_story(row) for row in await cur.fetchall()]
 
+    async def ended_stories(self, guild_id: int | None = None) -> list[Story]:
+        """Finished stories, the last to end first: one guild's, or (None) every one."""
+        sql = "SELECT * FROM stories WHERE state = ?"
+        args: list[str | int] = [StoryState.ENDED.value]
+        if guild_id is not None:
+            sql, args = f"{sql} AND guild_id = ?", [*args, guild_id]
+        async with self.db.execute(f"{sql} ORDER BY ended_at DESC, id DESC", args) as cur:
+            return [_story(row) for row in await cur.fetchall()]
+
     async def end(self, story_id: int) -> bool:
         """Close a story; False when it was already ended (or is gone)."""
         cur = await self.db.execute(

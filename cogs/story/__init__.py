@@ -11,6 +11,7 @@ from bot.prompts import suggest_styles
 from bot.story import MAX_LINE_CHARS, MAX_TITLE_CHARS
 from cogs.story.actions import StoryActions
 from cogs.story.buttons import ACTIONS, ITEMS
+from cogs.story.publish import StoryPublisher
 
 # Discord checks these lengths before the bot sees the command; the bot re-checks after
 # cleaning (and says what is allowed), so a little slack avoids two different messages.
@@ -24,6 +25,7 @@ class StoryCog(commands.Cog, name="Story"):
     def __init__(self, bot: GreenheartBot, actions: StoryActions) -> None:
         self.bot = bot
         self.actions = actions
+        self.publisher = StoryPublisher(bot.services)
 
     async def cog_load(self) -> None:
         # Runs before the gateway connects: turns for unfinished work are taken before any
@@ -68,6 +70,11 @@ class StoryCog(commands.Cog, name="Story"):
     @story.command(name="list", description="This server's stories, with links")
     async def list_stories(self, interaction: discord.Interaction) -> None:
         await self.actions.list_stories(interaction)
+
+    @story.command(name="publish", description="Moderators: write this server's finished "
+                   "stories as a blog (pages, pictures, a feed)")
+    async def publish(self, interaction: discord.Interaction) -> None:
+        await self.publisher.publish(interaction)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:

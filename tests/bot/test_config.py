@@ -240,3 +240,11 @@ def test_model_and_lora_problems_are_all_reported() -> None:
                      "sd15, SD 15",
                      'image.draft_model = "fast": no [image.models.fast] section'):
         assert expected in text, expected
+
+
+def test_blog_settings_default_and_check_the_base_url() -> None:
+    shipped = load_settings(ROOT / "config.toml", env={})
+    assert shipped.blog == settings_from_mapping({}, base_dir=ROOT, env={}).blog
+    assert shipped.blog.dir == ROOT / "data/blog" and shipped.blog.base_url == ""
+    assert problems_of({"blog": {"base_url": "tales.example"}}) == [
+        'blog.base_url = "tales.example": must start with http:// or https://, or be ""']
