@@ -140,6 +140,12 @@ class TextParams:
     lines: tuple[str, ...]
     rng_seed: int
     max_chars: int = 1500
+    # How many different candidate lines to write in one batched generate call (Continue ▶
+    # offers a choice); 1 = a single line, as before. TextResult.candidates holds them.
+    candidates: int = 1
+    # Names the story (and branch) whose context this continues, so that the worker may
+    # reuse the model's key/value cache of the part it has already read; "" = no cache.
+    cache_key: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -147,7 +153,9 @@ class TextParams:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TextParams:
         return cls(seed_line=data["seed_line"], lines=tuple(data.get("lines", ())),
-                   rng_seed=int(data["rng_seed"]), max_chars=int(data.get("max_chars", 1500)))
+                   rng_seed=int(data["rng_seed"]), max_chars=int(data.get("max_chars", 1500)),
+                   candidates=int(data.get("candidates", 1)),
+                   cache_key=str(data.get("cache_key", "")))
 
 
 @dataclass(frozen=True)
@@ -303,10 +311,11 @@ class ImageResult:
 
 @dataclass(frozen=True)
 class TextResult:
-    text: str
+    text: str  # the line (the first candidate when there are several)
     timings: dict[str, float]
     model: str
     worker: str = ""  # who wrote it: "local", or a remote worker's name
+    candidates: tuple[str, ...] = ()  # every candidate line, when TextParams.candidates > 1
 
 
 JobResult = ImageResult | TextResult
@@ -336,6 +345,9 @@ class Progress:
     # What the run is doing before its first step, for the member (e.g. "loading model X");
     # sent as step 0 of 0.
     note: str | None = None
+    # A story line as written so far (live writing), already checked against the blocked
+    # terms on the worker; None for pictures.
+    text: str | None = None
 
 
 @dataclass(frozen=True)
