@@ -59,3 +59,23 @@ def test_suggestions_match_names_then_descriptions() -> None:
     assert suggest_loras(SEVERAL, "retro") == [
         ("pixel", "pixel — retro game look (weight 0.8)")]
     assert [name for name, _ in suggest_loras(SEVERAL, "")] == ["lcm", "pixel"]
+
+
+def test_families_are_detected_from_tiny_pipelines_files(tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    from bot.images.requests import ImageOptions, OptionError, build_image_params
+    from bot.pipelines.tiny import build_tiny_lcm_model, build_tiny_turbo_model
+
+    root = tmp_path_factory.mktemp("families")
+    settings = _image(model="turbo", models={
+        "turbo": {"path": str(build_tiny_turbo_model(root / "t"))},
+        "lcm": {"path": str(build_tiny_lcm_model(root / "l"))}})
+    catalog = ModelCatalog.read(settings)
+    turbo, lcm = catalog.get("turbo"), catalog.get("lcm")
+    assert (turbo.family, turbo.native_size, lcm.family) == ("turbo", 64, "lcm")
+    p = build_image_params(ImageOptions(prompt="a fox"), settings, catalog=catalog)
+    assert (p.steps, p.guidance, p.width) == (1, 0.0, 64)
+    q = build_image_params(ImageOptions(prompt="a fox", model="lcm"), settings, catalog=catalog)
+    assert (q.steps, q.guidance, lcm.scheduler(settings)) == (4, 1.5, "lcm")
+    with pytest.raises(OptionError, match="choose 0-2"):
+        build_image_params(ImageOptions(prompt="a fox", model="lcm", guidance=5), settings,
+                           catalog=catalog)
