@@ -530,6 +530,9 @@ class TimedContext:
     def notify(self, job: Any, text: str) -> None:
         self.ctx.notify(job, text)
 
+    def line(self, job: Any, step: int, total: int, text: str) -> None:
+        self.ctx.line(job, step, total, text)
+
     def progress(self, job: Any, step: int, total: int, preview: Any) -> None:
         def timed_preview() -> Any:
             started = time.perf_counter()

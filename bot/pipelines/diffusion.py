@@ -12,11 +12,12 @@ encoder directly and skip its parser).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -30,6 +31,7 @@ from .errors import (
     public_model_name,
     resolve_model_source,
 )
+from .journey import X0Recorder, decode_frames, journey_steps
 from .preview import TinyVaePreviewer, latents_to_rgb
 from .schedulers import a1111_name, make_scheduler
 
@@ -97,6 +99,9 @@ class GenerationOutput:
     nsfw: list[bool]  # one per image; all False when the safety checker is off
     interrupted: bool  # should_stop() said stop: images are unfinished, discard them
     seconds: float
+    # generate(journey=True): (step, one picture per spec) of the predicted final image at
+    # each of journey_steps(total), the last step's included (bot/pipelines/journey.py).
+    frames: list[tuple[int, list[Image.Image]]] = field(default_factory=list)
 
 
 class ImageEngine:
@@ -278,6 +283,7 @@ class ImageEngine:
         on_step: StepCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
         preview_every: int = 0,
+        journey: bool = False,
     ) -> GenerationOutput:
         """Run ONE batched pipeline call for all specs; one seeded generator per image.
 
@@ -285,7 +291,8 @@ class ImageEngine:
         `preview()` decodes cheap previews of the current latents only when called (call it
         inside on_step). With `preview_every=N > 0`, preview() is live only every N-th and the
         last step (elsewhere it returns []); 0 means every step. When `should_stop()` turns
-        True the run stops within one step and `interrupted` is True.
+        True the run stops within one step and `interrupted` is True. With `journey`, the
+        predicted final image of some steps is decoded into `frames` (🎞).
         """
         pipe = self._require_pipe()
         first = _check_batch(specs)
@@ -293,12 +300,15 @@ class ImageEngine:
         if should_stop is not None and should_stop():
             return GenerationOutput([], [], interrupted=True, seconds=0.0)
         state: dict[str, bool] = {"interrupted": False}
+        recorder = X0Recorder() if journey else None
+        frames: list[tuple[int, list[Image.Image]]] = []
         # 1. The common arguments: embeddings, sampling settings, seeds, step callback.
         kwargs: dict[str, Any] = {
             "num_inference_steps": first.steps,
             "guidance_scale": first.guidance,
             "generator": [_generator(s.seed) for s in specs],
-            "callback_on_step_end": self._step_callback(on_step, should_stop, preview_every, state),
+            "callback_on_step_end": self._step_callback(on_step, should_stop, preview_every, state,
+                                                        recorder, frames),
             "callback_on_step_end_tensor_inputs": ["latents"],
             "output_type": "pil",
         }
@@ -311,7 +321,8 @@ class ImageEngine:
             kwargs["image"] = [_fit_init(s.init_image, first.width, first.height) for s in specs]
             kwargs["strength"] = first.strength
         assert self._encoder is not None
-        with torch.inference_mode():
+        with torch.inference_mode(), (recorder.installed(runner.scheduler) if recorder
+                                      else contextlib.nullcontext()):
             kwargs.update(
                 self._encoder.encode([s.prompt for s in specs], [s.negative for s in specs])
             )
@@ -324,6 +335,7 @@ class ImageEngine:
             nsfw=[bool(f) for f in flags],
             interrupted=state["interrupted"],
             seconds=time.perf_counter() - started,
+            frames=frames,
         )
 
     def _step_callback(
@@ -332,9 +344,14 @@ class ImageEngine:
         should_stop: Callable[[], bool] | None,
         preview_every: int,
         state: dict[str, bool],
+        recorder: X0Recorder | None = None,
+        frames: list[tuple[int, list[Image.Image]]] | None = None,
     ) -> Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]:
         def callback(pipe: Any, index: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             step, total = index + 1, int(pipe.num_timesteps)
+            if recorder is not None and frames is not None and recorder.latest is not None \
+                    and step in journey_steps(total):
+                frames.append((step, decode_frames(pipe, recorder.latest)))
             if on_step is not None:
                 latents = tensors["latents"]
                 live = preview_every <= 0 or step % preview_every == 0 or step == total

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 # Modes rendered as img2img from `source_path` at `strength`, batched like txt2img.
 FROM_PICTURE = (ImageMode.VARIATION, ImageMode.IMG2IMG)
+# Modes that run one job at a time (a 🎞 journey decodes a frame at many of its steps).
+RUN_ALONE = (ImageMode.UPSCALE, ImageMode.OUTPAINT, ImageMode.JOURNEY)
 
 TEXT_OUT_OF_MEMORY = ("The GPU ran out of memory while writing this line. Try again in a "
                       "moment; if it keeps happening, ask the host for a smaller story model "
@@ -125,7 +127,7 @@ class ModelRunner:
 
     def batch_key(self, job: Job) -> Hashable | None:
         p = job.params
-        if not isinstance(p, ImageParams) or p.mode in (ImageMode.UPSCALE, ImageMode.OUTPAINT):
+        if not isinstance(p, ImageParams) or p.mode in RUN_ALONE:
             return None
         # "" and the default's name are one model; a name nobody serves keeps its own key
         # (the run fails it with the reason).
@@ -148,7 +150,7 @@ class ModelRunner:
         rarely what limits a batch on a CPU.
         """
         p = job.params
-        if not isinstance(p, ImageParams) or p.mode in (ImageMode.UPSCALE, ImageMode.OUTPAINT):
+        if not isinstance(p, ImageParams) or p.mode in RUN_ALONE:
             return None
         model = self.pool.find(p.model)
         if model is None:
@@ -176,6 +178,8 @@ class ModelRunner:
                 return [self._upscale(job, ctx) for job in jobs]
             if first.mode is ImageMode.OUTPAINT:
                 return [self._outpaint(job, ctx) for job in jobs]
+            if first.mode is ImageMode.JOURNEY:
+                return [self._journey(job, ctx) for job in jobs]
             return self._generate(jobs, ctx)
         except Exception as exc:
             if _is_out_of_memory(exc):
@@ -320,7 +324,9 @@ class ModelRunner:
 
         p = job.params
         assert isinstance(p, ImageParams)
-        init = _load_source(p) if p.mode in FROM_PICTURE else None
+        from_picture = p.mode in FROM_PICTURE or (
+            p.mode is ImageMode.JOURNEY and p.strength > 0 and bool(p.source_path))
+        init = _load_source(p) if from_picture else None
         if init is not None:
             init = init.resize((p.width, p.height))
         return [
@@ -387,6 +393,28 @@ class ModelRunner:
                            engine.inpaint_model_name, engine.a1111_sampler,
                            lora_hashes=self._lora_hashes(engine, p.loras))
 
+    def _journey(self, job: Job, ctx: RunContext) -> JobResult | Exception:
+        """🎞 The picture re-rendered as it was, with a frame (its predicted final image) at
+        each journey step; the last frame is the finished picture itself."""
+        p = job.params
+        assert isinstance(p, ImageParams)
+        _, engine = self._engine_for([job], ctx)
+        started = time.monotonic()
+        out = engine.generate(self._specs(job),
+                              on_step=self._step_reporter([job], [0], ctx, 0, 1),
+                              should_stop=lambda: ctx.cancelled(job.id), journey=True)
+        if out.interrupted or not out.frames:
+            return RuntimeError("interrupted")
+        total = out.frames[-1][0]
+        pictures = [images[0] for _, images in out.frames]
+        pictures[-1] = out.images[0]  # the run's own last decode: exactly the picture
+        # The label names the step: the frame's PNG info says "Steps: N" (bot.images.files).
+        frames = tuple(GeneratedImage(picture, p.seeds[0], out.nsfw[0], f"step {step}/{total}")
+                       for (step, _), picture in zip(out.frames, pictures, strict=True))
+        return ImageResult(frames, {"generate_s": time.monotonic() - started, "batch": 1},
+                           engine.model_name, engine.a1111_sampler,
+                           lora_hashes=self._lora_hashes(engine, p.loras))
+
     # ----- describe jobs --------------------------------------------------------------------
 
     def _caption_model(self) -> Captioner:
@@ -408,11 +436,12 @@ class ModelRunner:
         ctx.progress(job, 0, 1, None)
         out_of_memory = False
         try:
-            text = writer.next_line(
-                p.seed_line, list(p.lines), rng_seed=p.rng_seed, is_blocked=self.blocked_term,
-                max_chars=p.max_chars,
+            lines = writer.next_lines(
+                p.seed_line, list(p.lines), rng_seed=p.rng_seed, candidates=p.candidates,
+                cache_key=p.cache_key, is_blocked=self.blocked_term, max_chars=p.max_chars,
                 # Each token is progress (the hang watchdog sees it) and a chance to stop.
                 on_token=lambda n, total: ctx.progress(job, n, total, None),
+                on_text=lambda n, total, text: _line(ctx, job, n, total, text),
                 should_stop=lambda: ctx.cancelled(job.id))
         except Exception as exc:  # BlockedTextError and friends fail this job alone
             if not _is_out_of_memory(exc):
@@ -422,10 +451,16 @@ class ModelRunner:
         if out_of_memory:
             # Freed after the except block, when its traceback (and the tensors its frames
             # hold) is gone; the job fails with words for members, not torch's text.
+            writer.cache.clear()
             _free_device_memory()
             return RuntimeError(TEXT_OUT_OF_MEMORY)
         ctx.progress(job, 1, 1, None)
-        return TextResult(text, {"generate_s": time.monotonic() - started}, writer.model_name)
+        stats = writer.last_stats
+        timings = {"generate_s": time.monotonic() - started,
+                   "prompt_tokens": float(stats.prompt_tokens),
+                   "cached_tokens": float(stats.cached_tokens)}
+        return TextResult(lines[0], timings, writer.model_name,
+                          candidates=lines if p.candidates > 1 else ())
 
 
 def _load_source(p: ImageParams) -> Image:
@@ -438,6 +473,13 @@ def _load_source(p: ImageParams) -> Image:
             return img.convert("RGB")
     except FileNotFoundError as exc:
         raise ValueError("the source image is gone (it was deleted)") from exc
+
+
+def _line(ctx: RunContext, job: Job, step: int, total: int, text: str) -> None:
+    # Contexts written before live writing (test doubles, older wrappers) show no text.
+    line = getattr(ctx, "line", None)
+    if line is not None:
+        line(job, step, total, text)
 
 
 def _notify(ctx: RunContext, job: Job, text: str) -> None:

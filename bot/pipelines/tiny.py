@@ -11,7 +11,8 @@
 More builders, each to a folder of its own: a tiny SDXL (`build_tiny_sdxl_model`), an
 inpainting model, a second SD unlike the first (`build_tiny_sd_variant`), and the tiny model's
 weights with a turbo-like or an LCM scheduler config (`build_tiny_turbo_model`,
-`build_tiny_lcm_model`), for several-model and model-family tests.
+`build_tiny_lcm_model`), for several-model and model-family tests; a tiny instruct model with a
+chat template (`build_tiny_chat_model`), for the story writer's chat prompts.
 
 All are written with `save_pretrained`, so callers load them with plain `from_pretrained`,
 the same code path real models take. The weights are random (seeded, so deterministic): the
@@ -436,3 +437,54 @@ def _build_tiny_story_model(folder: Path) -> None:
     # 3. Save both the way the hub copies are laid out.
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
+
+
+# ---------------------------------------------------------------------------------------------
+# Chat model
+
+# ChatML, as Qwen2.5 and SmolLM2 write it: <|im_start|>role\ncontent<|im_end|>\n per message.
+TINY_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+_CHAT_SPECIALS = ["<|im_start|>", "<|im_end|>"]
+
+
+def build_tiny_chat_model(folder: Path) -> Path:
+    """A tiny instruct model: a 2-layer LlamaForCausalLM whose tokenizer has a ChatML chat
+    template (what SmolLM2 and Qwen2.5 use), its end-of-turn token as EOS. Skipped when
+    already built; returns `folder`."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Tokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = Path(folder)
+    marker = folder / _MARKER
+    if marker.exists():
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CORPUS.splitlines(), vocab_size=1000, min_frequency=2,
+                            special_tokens=[_EOS, *_CHAT_SPECIALS])
+    state = json.loads(bpe.to_str())["model"]
+    merges: Any = [tuple(m.split(" ") if isinstance(m, str) else m) for m in state["merges"]]
+    tokenizer = GPT2Tokenizer(vocab=state["vocab"], merges=merges, eos_token="<|im_end|>",
+                              bos_token=_EOS, pad_token=_EOS)
+    tokenizer.add_special_tokens({"additional_special_tokens": _CHAT_SPECIALS})
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    tokenizer.model_max_length = 512
+    torch.manual_seed(_SEED)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    marker.write_text("tiny chat model built by bot.pipelines.tiny\n", encoding="utf-8")
+    return folder

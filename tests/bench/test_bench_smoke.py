@@ -97,3 +97,11 @@ def test_remote(quick: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert table.figures["workers_used_1"] == 1
     assert table.figures["workers_used_2"] == 2  # both workers of the two-worker side ran
     assert len(table.rows) == 7
+
+
+def test_story(quick: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import story
+
+    table = story.main(quick)
+    _check(table, "line_ratio", "runner_ratio", "speed", capsys=capsys)
+    assert 0 < table.figures["cached_tokens"] < table.figures["prompt_tokens"]

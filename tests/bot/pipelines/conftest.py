@@ -55,3 +55,11 @@ def story_writer(tiny_models: TinyModelPaths) -> object:
 @pytest.fixture
 def tiny_image_dir(tiny_models: TinyModelPaths) -> Path:
     return tiny_models.image
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny instruct model (a chat template, ChatML markers) of bot.pipelines.tiny."""
+    from bot.pipelines.tiny import build_tiny_chat_model
+
+    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-chat") / "chat")

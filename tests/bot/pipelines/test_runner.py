@@ -60,7 +60,9 @@ async def test_heartbeat_stays_on_time_while_the_worker_renders(
         ends = await asyncio.gather(*(h.wait() for h in handles))
     assert all(isinstance(e, Done) for e in ends)
     assert len(lateness) > 10
-    assert max(lateness) < 0.1, f"the event loop stalled for {max(lateness) * 1000:.0f} ms"
+    # Generous: a loaded 2-core CI machine (or a parallel test worker) delays wake-ups by
+    # tens of ms; a render on the loop's thread would stall it for whole steps (seconds).
+    assert max(lateness) < 0.5, f"the event loop stalled for {max(lateness) * 1000:.0f} ms"
 
 
 def pixels(result: object) -> np.ndarray:
@@ -122,7 +124,12 @@ class OutOfMemoryWriter:
     model_name = "stand-in"
     loaded = True
 
-    def next_line(self, *args: object, **kwargs: object) -> str:
+    def __init__(self) -> None:
+        from bot.pipelines.kv_cache import PrefixCache
+
+        self.cache = PrefixCache(1 << 20)  # dropped with the memory it holds
+
+    def next_lines(self, *args: object, **kwargs: object) -> tuple[str, ...]:
         import torch
 
         raise torch.OutOfMemoryError(
@@ -203,3 +210,31 @@ def test_a_story_line_reports_its_tokens_and_stops_at_a_cancel(
     [outcome] = runner.run([job], stopped)
     assert isinstance(outcome, GenerationStopped)
     assert len(stopped.steps) == 4  # the start and three tokens: then it stopped
+
+
+async def test_a_story_line_with_candidates_and_live_text_through_the_executor(
+    tiny_models: TinyModelPaths,
+) -> None:
+    import dataclasses
+
+    from bot.executor.jobs import Progress
+    from testkit.executor import events_of
+
+    settings = settings_from_mapping({"story": {"model": str(tiny_models.story)}})
+    options = dataclasses.replace(text_options(settings), live_every_s=0.0)
+    runner = ModelRunner(image_options(settings), options)
+    params = TextParams(seed_line="Once upon a time, a dragon slept.", lines=(), rng_seed=2,
+                        candidates=3, cache_key="story:1:1")
+    async with Executor(runner, ExecutorLimits(per_user_limit=5)) as ex:
+        first = await ex.submit(Job(user_id=1, params=params))
+        events = await events_of(first)
+        grown = dataclasses.replace(params, lines=("It dreamed of the sea.",), rng_seed=3)
+        second = await (await ex.submit(Job(user_id=1, params=grown))).wait()
+    done = events[-1]
+    assert isinstance(done, Done) and isinstance(done.result, TextResult)
+    assert len(done.result.candidates) == 3 and done.result.text == done.result.candidates[0]
+    texts = [e.text for e in events if isinstance(e, Progress) and e.text]
+    assert texts  # the first candidate, live
+    assert isinstance(second, Done) and isinstance(second.result, TextResult)
+    timings = second.result.timings
+    assert 0 < timings["cached_tokens"] < timings["prompt_tokens"]  # the seed came cached

@@ -175,3 +175,43 @@ def test_clean_continuation_caps_length() -> None:
     assert clean_continuation(text, max_chars=30) == "One short sentence here."
     capped = clean_continuation("word " * 400, max_chars=30)
     assert len(capped) <= 30 and capped.endswith("…")
+
+
+# -- candidates ---------------------------------------------------------------------------------
+
+
+def test_candidates_are_different_lines_from_one_call(story_writer: StoryWriter) -> None:
+    calls: list[int] = []
+    original = story_writer.model.generate
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(int(kwargs["num_return_sequences"]))  # type: ignore[call-overload]
+        return original(*args, **kwargs)
+
+    story_writer.model.generate = counting
+    try:
+        lines = story_writer.next_lines(SEED_LINE, LINES, rng_seed=8, candidates=3)
+    finally:
+        del story_writer.model.generate
+    assert calls == [3] and len(lines) == 3 == len(set(lines))
+    assert all(line.endswith(ENDINGS) for line in lines)
+    assert story_writer.next_lines(SEED_LINE, LINES, rng_seed=8, candidates=3) == lines
+
+
+def test_a_blocked_candidate_is_written_again_or_dropped(story_writer: StoryWriter) -> None:
+    first = story_writer.next_lines(SEED_LINE, LINES, rng_seed=8, candidates=3)
+    again = story_writer.next_lines(SEED_LINE, LINES, rng_seed=8, candidates=3,
+                                    is_blocked=lambda text: "x" if text == first[1] else None)
+    assert len(again) == 3 and first[1] not in again and again[0] == first[0]
+    seen: list[str] = []
+
+    def only_the_first(text: str) -> str | None:
+        seen.append(text)
+        return None if text == first[0] else "dragon"
+
+    assert story_writer.next_lines(SEED_LINE, LINES, rng_seed=8, candidates=3,
+                                   is_blocked=only_the_first) == (first[0],)
+    with pytest.raises(BlockedTextError, match="dragon") as info:
+        story_writer.next_lines(SEED_LINE, LINES, rng_seed=8, candidates=3,
+                                is_blocked=lambda text: "dragon")
+    assert info.value.attempts == 3

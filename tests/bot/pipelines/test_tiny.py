@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from bot.pipelines.tiny import TinyModelPaths, build_tiny_models
 
@@ -42,3 +43,20 @@ def test_story_model_loads_like_a_real_one(tiny_models: TinyModelPaths) -> None:
     text = "Once upon a time, the dragon said: “hello” 🐉"
     assert tokenizer.decode(tokenizer(text)["input_ids"]) == text  # byte-level: lossless
     assert model.config.vocab_size == len(tokenizer)
+
+
+def test_the_tiny_chat_model_loads_with_its_chat_template(tiny_chat_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bot.pipelines.tiny import build_tiny_chat_model
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_chat_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_chat_dir)
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi."}],
+                                         add_generation_prompt=True, tokenize=False)
+    assert text == "<|im_start|>user\nHi.<|im_end|>\n<|im_start|>assistant\n"
+    assert tokenizer.eos_token == "<|im_end|>" and model.config.model_type == "llama"
+    assert len(tokenizer.encode("<|im_start|>", add_special_tokens=False)) == 1
+    stamp = (tiny_chat_dir / "config.json").stat().st_mtime_ns
+    assert build_tiny_chat_model(tiny_chat_dir) == tiny_chat_dir  # built once, then kept
+    assert (tiny_chat_dir / "config.json").stat().st_mtime_ns == stamp
