@@ -63,7 +63,8 @@ def text_options(settings: Settings) -> TextModelOptions:
         model=s.model, device=settings.image.device, dtype=settings.image.dtype,
         max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p,
         top_k=s.top_k, repetition_penalty=s.repetition_penalty,
-        context_tokens=s.context_tokens, attempts=s.attempts,
+        context_tokens=s.context_tokens, attempts=s.attempts, prompt_style=s.prompt_style,
+        cache_mb=s.cache_mb,
     )
 
 

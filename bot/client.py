@@ -22,7 +22,8 @@ T = TypeVar("T")
 
 # Loaded by name so that `bot` never imports `cogs` (the dependency points the other way).
 EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.story", "cogs.admin", "cogs.stats",
-                              "cogs.settings", "cogs.describe")
+                              "cogs.settings", "cogs.describe", "cogs.top",
+                              "cogs.telephone")
 COMMANDS_HASH_KEY = "commands_hash"
 
 
@@ -165,7 +166,10 @@ class GreenheartBot(commands.Bot):
         """Why this bot won't serve an interaction here, or None when it will."""
         settings = self.services.settings.discord
         if interaction.guild_id is None:
-            return "Greenheart works in servers, not in direct messages."
+            # A DM or group DM: Discord offers only the commands allowed there (their
+            # allowed_contexts), and they answer through the interaction alone. The
+            # allow-lists name servers and their channels, so they don't apply here.
+            return None
         if settings.guilds and interaction.guild_id not in settings.guilds:
             return "Greenheart is not enabled in this server."
         channel = interaction.channel

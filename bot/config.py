@@ -120,6 +120,11 @@ class DiscordSettings:
     status_edit_interval: float = setting(1.5, _between(0.5, 30))
     # How long a result whose post keeps failing (Discord or the network down) is retried.
     delivery_retry_s: float = setting(3600.0, _between(0, 86400))
+    # How long Discord keeps an interaction's token (15 minutes; the tests shorten it), and
+    # how long before its end a job answered only through it (DMs, group DMs) is given up
+    # with a message while the token can still carry one.
+    interaction_token_s: float = setting(900.0, _between(1, 900))
+    token_margin_s: float = setting(60.0, _between(0.1, 300))
 
 
 FAMILIES = ("sd", "sdxl", "turbo", "lcm")
@@ -274,6 +279,14 @@ class StorySettings:
     style: str = setting("painting")
     steps: int = setting(0, _between(0, 150))
     max_lines: int = setting(200, _between(2, 1000))
+    # Continue ▶ offers this many candidate lines, written in one batched call; 1 = none.
+    candidates: int = setting(3, _between(1, 5))
+    # "completion": the model continues the text (GPT-Neo); "chat": an instruct model is
+    # asked through its chat template; "auto": chat when the tokenizer has a template.
+    prompt_style: str = setting("auto", _one_of("auto", "completion", "chat"))
+    # Megabytes of the stories' prompt key/value caches a worker keeps between lines
+    # (least recently used dropped first); 0 = read every prompt whole.
+    cache_mb: int = setting(256, _between(0, 65536))
 
 
 @dataclass(frozen=True)

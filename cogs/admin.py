@@ -72,7 +72,8 @@ class AdminCog(commands.Cog, name="Queue"):
 
     @app_commands.command(name="queue",
                           description="Show the jobs waiting and running, and the GPU workers")
-    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def queue(self, interaction: discord.Interaction) -> None:
         entries = self._rows(interaction.user.id)
         if entries:
@@ -89,7 +90,8 @@ class AdminCog(commands.Cog, name="Queue"):
 
     @app_commands.command(name="cancel", description="Cancel your queued or running jobs")
     @app_commands.describe(job="Which job (default: all of yours); moderators may pick any")
-    @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def cancel(self, interaction: discord.Interaction, job: str | None = None) -> None:
         moderator = bool(interaction.permissions.manage_messages)
         entries = [(i, owner) for i, owner, _ in self._rows(interaction.user.id)]

@@ -102,6 +102,11 @@ class SettingsActions:
         """The server's settings are for members with Manage Server (checked at each
         click: a moderator's role may have been taken away since the panel opened)."""
         permissions = getattr(interaction, "permissions", None)
+        if scope == "server" and interaction.guild_id is None:
+            await interaction.response.send_message(
+                "A DM or group DM has no server settings; `/settings` here shows your own.",
+                ephemeral=True)
+            return True
         if scope == "me" or (permissions is not None and permissions.manage_guild):
             return False
         await interaction.response.send_message(
@@ -162,7 +167,7 @@ ACTIONS: PartKey[SettingsActions] = PartKey("settings actions")
 
 
 def _guild_id(interaction: discord.Interaction[Any]) -> int:
-    assert interaction.guild_id is not None  # /settings is guild-only
+    assert interaction.guild_id is not None  # "this server" is refused outside servers
     return interaction.guild_id
 
 
@@ -346,7 +351,9 @@ class SettingsCog(commands.Cog, name="Settings"):
                            "(Manage Server)")
     @app_commands.choices(scope=[app_commands.Choice(name="mine", value="me"),
                                  app_commands.Choice(name="this server", value="server")])
-    @app_commands.guild_only()
+    # "mine" anywhere; "this server" needs a server (refused in DMs, see _refused).
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def settings(self, interaction: discord.Interaction,
                        scope: str = "me") -> None:
         await self.actions.open(interaction, "server" if scope == "server" else "me")

@@ -76,7 +76,9 @@ class StatsCog(commands.Cog, name="Stats"):
 
     @app_commands.command(name="stats", description="What running the studio costs: GPU "
                                                     "time by member and model")
-    @app_commands.guild_only()
+    # A server's numbers: in servers only (also one that only a member installed it to).
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True)
     async def stats(self, interaction: discord.Interaction) -> None:
         # A handful of indexed queries (jobs_by_finish): quick enough to answer at once.
         periods = await self.usage.periods(guild_id=interaction.guild_id, top=TOP)

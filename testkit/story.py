@@ -136,12 +136,42 @@ class StoryBot:
 
         return await self.double.wait_for_message(wanted, WAIT_S)
 
+    async def choice(self, thread: int, number: int, *, edited_after: int | None = None
+                     ) -> Message:
+        """The choice message for line `number` (its candidates and ◀ ▶ ✅ ↻), once it
+        shows them; with `edited_after`, once edited more times than that."""
+        def wanted(m: Message) -> bool:
+            return (m.channel_id == thread
+                    and m.content.startswith(f"🪄 **{number}.** candidate")
+                    and any(c.startswith("gh:choice:keep:") for c in m.custom_ids)
+                    and (edited_after is None or m.edits > edited_after))
+
+        return await self.double.wait_for_message(wanted, WAIT_S)
+
+    async def continue_line(self, user: int, message: Message, number: int, *,
+                            kept_by: int | None = None) -> Message:
+        """Continue ▶ on `message`, then ✅ on the first candidate offered for line
+        `number` (by `kept_by`, else the same member): the line's message, illustrated."""
+        await self.click(user, message, button(message, "gh:story:cont:"))
+        choice = await self.choice(message.channel_id, number)
+        await self.click(kept_by or user, choice, button(choice, "gh:choice:keep:"))
+        return await self.double.wait_for_message(  # the choice's message becomes the line
+            lambda m: (m.id == choice.id and m.content.startswith(f"**{number}.** ")
+                       and (bool(m.attachments) or "no picture" in m.content)), WAIT_S)
+
     def thread_messages(self, thread: int) -> list[Message]:
         return self.double.channel_messages(thread)
 
     def story_jobs(self) -> list[Job]:
         assert self.bot is not None
         return [e.job for e in self.bot.services.executor.snapshot()]
+
+
+def button(message: Message, prefix: str) -> str:
+    """The custom_id of the message's component that starts with `prefix`."""
+    found = [c for c in message.custom_ids if c.startswith(prefix)]
+    assert found, f"no {prefix} button on {message.content!r}: {message.custom_ids}"
+    return found[0]
 
 
 class HeldRunner:

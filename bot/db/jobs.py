@@ -9,6 +9,7 @@ import asyncio
 import errno
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,7 +99,8 @@ class JobRepository:
         if isinstance(event, Failed):
             await self._set_final(job.id, JobState.FAILED, now, reason=event.reason)
         elif isinstance(event, Cancelled):
-            await self._set_final(job.id, JobState.CANCELLED, now, reason="cancelled")
+            await self._set_final(job.id, JobState.CANCELLED, now,
+                                  reason=event.reason or "cancelled")
         else:
             if self.on_result is not None:
                 try:
@@ -193,6 +195,34 @@ class JobRepository:
                          result.model, json.dumps(result.timings), result.text, now,
                          *_who_and_how_long(result))
 
+    async def job_born_finished(self, job: Job, source: Path, *, seed: int, label: str,
+                                nsfw: bool, model: str | None,
+                                sampler: str | None) -> JobRecord | None:
+        """Record a job made without a render (🎞 a kept step): `source` copied as its one
+        picture, then the job as rendered, so its post is owed like any rendered job's (once,
+        after a restart too). Single statements on the shared connection, each safe to be
+        the last: the row is written failed, its image added, and only then is it rendered;
+        a crash between leaves a failed job, never one owed a post without its picture.
+        Raises OSError when the picture can't be copied (nothing is left behind)."""
+        path = self.images_dir / f"{job.id}-0{source.suffix or '.png'}"
+        await asyncio.to_thread(_copy_file, source, path)
+        now = time.time()
+        await self.db.execute(
+            "INSERT INTO jobs (id, user_id, user_name, kind, params, origin, state, attempts,"
+            " reason, model, sampler, timings, created_at, started_at, finished_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, '{}', ?, ?, ?)",
+            (job.id, job.user_id, job.user_name, job.kind.value,
+             json.dumps(job.params.to_json(), ensure_ascii=False), _origin_json(job),
+             JobState.FAILED.value, _UNFINISHED_BIRTH, model, sampler, job.created_at, now,
+             now))
+        await self.db.execute(
+            "INSERT INTO images (job_id, idx, seed, path, nsfw, label) VALUES (?, 0, ?, ?, ?, ?)",
+            (job.id, seed, str(path), int(nsfw), label))
+        await self.db.execute(
+            "UPDATE jobs SET state = ?, reason = NULL WHERE id = ? AND state = ? AND reason = ?",
+            (JobState.RENDERED.value, job.id, JobState.FAILED.value, _UNFINISHED_BIRTH))
+        return await self.get(job.id)
+
     # ----- delivery ---------------------------------------------------------------------------
 
     async def mark_delivered(self, job_id: str, channel_id: int, message_id: int) -> bool:
@@ -272,6 +302,22 @@ def _write_failure(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "The pictures were made but could not be saved: the bot's disk is full."
     return f"The pictures were made but could not be saved ({exc.strerror or exc})."
+
+
+# The reason a job born finished carries until its picture is recorded (see above).
+_UNFINISHED_BIRTH = "The picture could not be recorded (the bot stopped while saving it)."
+
+
+def _copy_file(source: Path, path: Path) -> None:
+    """Copy beside the target, then rename: never a half-written file behind a button."""
+    tmp = path.with_suffix(".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _remove_files(paths: list[Path]) -> None:

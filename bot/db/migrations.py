@@ -146,6 +146,146 @@ MIGRATIONS: list[str] = [
         updated_at    REAL NOT NULL
     );
     """,
+    # 7: ⭐ stars (bot/db/stars.py): one per member per result, going with the job's row.
+    # The job's server and channel are copied in, so /top filters on the stars alone.
+    """
+    CREATE TABLE stars (
+        job_id     TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        user_id    INTEGER NOT NULL,
+        guild_id   INTEGER,                     -- NULL outside servers: then by channel
+        channel_id INTEGER,
+        starred_at REAL NOT NULL,
+        PRIMARY KEY (job_id, user_id)
+    );
+    CREATE INDEX stars_by_guild ON stars(guild_id, job_id);
+    CREATE INDEX stars_by_channel ON stars(channel_id, job_id);
+    """,
+    # Story branches (⏪ Rewind, /story branches) and choices (Continue ▶ offers candidate
+    # lines). A line row belongs to the branch that wrote it; a branch reads the lines up to
+    # its fork from its parent. The line table is rebuilt: its key gains the branch.
+    """
+    CREATE TABLE story_branches (
+        story_id   INTEGER NOT NULL REFERENCES stories(id) ON DELETE CASCADE,
+        id         INTEGER NOT NULL,            -- 1 = the story as it began; per story
+        parent     INTEGER,                     -- the branch it was rewound from
+        fork_line  INTEGER NOT NULL DEFAULT 0,  -- lines up to this are the parent's
+        created_at REAL NOT NULL,
+        PRIMARY KEY (story_id, id)
+    );
+    INSERT INTO story_branches (story_id, id, parent, fork_line, created_at)
+        SELECT id, 1, NULL, 0, created_at FROM stories;
+    ALTER TABLE stories ADD COLUMN branch INTEGER NOT NULL DEFAULT 1;  -- the one told now
+    CREATE TABLE story_lines_new (
+        story_id       INTEGER NOT NULL REFERENCES stories(id) ON DELETE CASCADE,
+        branch         INTEGER NOT NULL DEFAULT 1,
+        number         INTEGER NOT NULL,
+        source         TEXT NOT NULL,
+        text           TEXT NOT NULL,
+        author_id      INTEGER NOT NULL,
+        author_name    TEXT NOT NULL DEFAULT '',
+        model          TEXT,
+        text_job_id    TEXT,
+        image_job_id   TEXT,
+        image_path     TEXT,
+        image_seed     INTEGER,
+        image_error    TEXT,
+        image_nsfw     INTEGER NOT NULL DEFAULT 0,
+        revision       INTEGER NOT NULL DEFAULT 0,
+        redraws        INTEGER NOT NULL DEFAULT 0,
+        message_id     INTEGER,
+        chosen_by_id   INTEGER,                 -- who kept it among candidates (✅)
+        chosen_by_name TEXT,
+        created_at     REAL NOT NULL,
+        updated_at     REAL NOT NULL,
+        PRIMARY KEY (story_id, branch, number)
+    );
+    INSERT INTO story_lines_new (story_id, number, source, text, author_id, author_name,
+            model, text_job_id, image_job_id, image_path, image_seed, image_error,
+            image_nsfw, revision, redraws, message_id, created_at, updated_at)
+        SELECT story_id, number, source, text, author_id, author_name, model, text_job_id,
+            image_job_id, image_path, image_seed, image_error, image_nsfw, revision,
+            redraws, message_id, created_at, updated_at FROM story_lines;
+    DROP TABLE story_lines;
+    ALTER TABLE story_lines_new RENAME TO story_lines;
+    CREATE INDEX story_lines_by_message ON story_lines(message_id);
+    -- The open choice of a story (one at most) and its candidates, until one is kept.
+    CREATE TABLE story_choices (
+        story_id      INTEGER PRIMARY KEY REFERENCES stories(id) ON DELETE CASCADE,
+        branch        INTEGER NOT NULL,
+        number        INTEGER NOT NULL,         -- the line the candidates are for
+        shown         INTEGER NOT NULL DEFAULT 0,  -- the candidate its message shows
+        asked_by_id   INTEGER NOT NULL,         -- who pressed Continue ▶
+        asked_by_name TEXT NOT NULL DEFAULT '',
+        message_id    INTEGER,
+        created_at    REAL NOT NULL
+    );
+    CREATE TABLE story_candidates (
+        story_id INTEGER NOT NULL REFERENCES story_choices(story_id) ON DELETE CASCADE,
+        idx      INTEGER NOT NULL,              -- in the order written; ↻ appends
+        text     TEXT NOT NULL,
+        job_id   TEXT NOT NULL,                 -- the text job that wrote it
+        model    TEXT,
+        PRIMARY KEY (story_id, idx)
+    );
+    """,
+    # A story's cast (/story cast, bot/story/cast_repository.py): a character's look goes
+    # into the pictures of the lines that name it. `key` is the name casefolded, so a story
+    # has one character per name whatever its case (SQLite's NOCASE folds ASCII only).
+    """
+    CREATE TABLE story_cast (
+        story_id      INTEGER NOT NULL REFERENCES stories(id) ON DELETE CASCADE,
+        key           TEXT NOT NULL,
+        name          TEXT NOT NULL,            -- as last spelled
+        look          TEXT NOT NULL,
+        added_by_id   INTEGER NOT NULL,
+        added_by_name TEXT NOT NULL DEFAULT '',
+        added_at      REAL NOT NULL,
+        updated_at    REAL NOT NULL,
+        PRIMARY KEY (story_id, key)
+    );
+    """,
+    # AI telephone (/telephone, bot/telephone/): a game, and its rounds in order. Round 1's
+    # text is the prompt; each later one describes the round before's picture (the caption
+    # model's in "ai" mode, a member's in "players" mode). A round's row is written before
+    # its picture is asked for; its jobs' ids before they are waited on.
+    """
+    CREATE TABLE telephone_games (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id          INTEGER,
+        channel_id        INTEGER NOT NULL,
+        started_by        INTEGER NOT NULL,
+        started_by_name   TEXT NOT NULL DEFAULT '',
+        mode              TEXT NOT NULL,            -- ai or players
+        rounds            INTEGER NOT NULL,
+        state             TEXT NOT NULL,            -- playing, ended or stopped (early)
+        reason            TEXT,                     -- why it stopped early
+        nsfw              INTEGER NOT NULL DEFAULT 0,  -- the channel allows NSFW terms
+        upload_limit      INTEGER NOT NULL,
+        status_message_id INTEGER,
+        chain_message_id  INTEGER,                  -- the chain and export, once posted
+        chain_error       TEXT,                     -- why they could not be posted
+        created_at        REAL NOT NULL,
+        ended_at          REAL
+    );
+    CREATE INDEX telephone_games_by_state ON telephone_games(state);
+    CREATE TABLE telephone_rounds (
+        game_id         INTEGER NOT NULL REFERENCES telephone_games(id) ON DELETE CASCADE,
+        round           INTEGER NOT NULL,         -- 1 = the prompt
+        text            TEXT NOT NULL,
+        author_id       INTEGER NOT NULL,         -- the member who wrote it (or asked)
+        author_name     TEXT NOT NULL DEFAULT '',
+        model           TEXT,                     -- the caption model that wrote it, or NULL
+        text_job_id     TEXT,                     -- the describe job that wrote it
+        image_job_id    TEXT,
+        image_path      TEXT,
+        image_nsfw      INTEGER NOT NULL DEFAULT 0,
+        image_error     TEXT,
+        describe_job_id TEXT,                     -- the job describing this round's picture
+        message_id      INTEGER,                  -- the round's post
+        created_at      REAL NOT NULL,
+        PRIMARY KEY (game_id, round)
+    );
+    """,
 ]
 
 

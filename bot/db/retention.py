@@ -4,8 +4,9 @@ Once a day (at start, then every 24 h: `start_retention`, run by the composition
 `sweep` removes the jobs that are finished for good (delivered, failed or cancelled, never
 queued, running or rendered: a rendered job is still owed its post) and older than
 `keep_days` by `finished_at` (`created_at` where that is missing): first their image files,
-then their rows (the `images` rows cascade). A crash between the two leaves rows whose files
-are gone, which the next sweep removes; the other order would leave files nothing points at.
+then their rows (the `images` and ⭐ `stars` rows cascade). A crash between the two leaves
+rows whose files are gone, which the next sweep removes; the other order would leave files
+nothing points at.
 
 Kept although old:
 
@@ -15,6 +16,8 @@ Kept although old:
   pictures included, so its jobs age out like any other; a line whose file is gone is still
   shown and exported, without its picture (`bot/story/export.py`, `cogs/story/thread.py`).
 * jobs that a queued or running job uses as its source (a V or U pressed on an old picture).
+* the pictures of a telephone game still being played, or whose chain is still owed
+  (bot/telephone/): its chain and export are made from them when it ends.
 
 Each swept job leaves a tombstone in `expired_jobs` (who asked, the keep_days of the sweep)
 so a button on its result can say the picture expired, not that someone deleted it
@@ -66,6 +69,12 @@ _KEEP_FOR_JOB = f"""
     SELECT json_extract(params, '$.source_job') AS id FROM jobs
     WHERE state IN ('{JobState.QUEUED.value}', '{JobState.RUNNING.value}')
 """
+_KEEP_FOR_TELEPHONE = """
+    SELECT r.image_job_id AS id FROM telephone_rounds r
+    JOIN telephone_games g ON g.id = r.game_id
+    WHERE (g.state = 'playing' OR (g.chain_message_id IS NULL AND g.chain_error IS NULL))
+      AND r.image_job_id IS NOT NULL
+"""
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,7 @@ async def sweep(db: aiosqlite.Connection, images_dir: Path, keep_days: int,
         return SweepCounts()
     now = time.time() if now is None else now
     keep: set[str] = set()
-    for sql in (_KEEP_FOR_STORY, _KEEP_FOR_JOB):
+    for sql in (_KEEP_FOR_STORY, _KEEP_FOR_JOB, _KEEP_FOR_TELEPHONE):
         async with db.execute(sql) as cur:
             keep.update(str(row["id"]) for row in await cur.fetchall() if row["id"] is not None)
     async with db.execute(_OLD_JOBS, (now - keep_days * DAY_S,)) as cur:

@@ -107,6 +107,12 @@ class RunContext(Protocol):
         model X"): a Progress of step 0 of 0 with that note."""
         ...
 
+    def line(self, job: Job, step: int, total: int, text: str) -> None:
+        """A story line as written so far (live writing), at token `step` of at most
+        `total`: a Progress carrying `text`, which the runner has already checked against
+        the blocked terms. Progress without text in between means no new text."""
+        ...
+
     def cancelled(self, job_id: str) -> bool: ...
 
 
@@ -205,6 +211,9 @@ class BatchContext:
 
     def notify(self, job: Job, text: str) -> None:
         self._emit(job.id, Progress(0, 0, note=text))
+
+    def line(self, job: Job, step: int, total: int, text: str) -> None:
+        self._emit(job.id, Progress(step, total, text=text))
 
     def cancelled(self, job_id: str) -> bool:
         return self._cancelled(job_id)
@@ -395,8 +404,10 @@ class Executor:
             free = self.limits.queue_limit - len(self._queue)
         return max(0, min(self.limits.per_user_limit - mine - waiting_elsewhere, free))
 
-    def cancel(self, job_id: str, by_user: int | None = None) -> bool:
-        """Cancel a queued or running job. False when it is unknown or already finished."""
+    def cancel(self, job_id: str, by_user: int | None = None, *,
+               reason: str | None = None) -> bool:
+        """Cancel a queued or running job (`reason`: why the bot did, stored with it).
+        False when it is unknown or already finished."""
         with self._lock:
             if job_id in self._finished or job_id not in self._handles:
                 return False
@@ -408,9 +419,32 @@ class Executor:
                 self._cancelled.add(job_id)
                 self._finished.add(job_id)
         # Announced at once: a running job stops within one step, a batch-mate goes on.
-        self._deliver(job_id, Cancelled(by_user))
+        self._deliver(job_id, Cancelled(by_user, reason))
         self._announce_positions()
         return True
+
+    def finish_estimate_s(self, *jobs: Job) -> float | None:
+        """Seconds until `jobs`, if they were queued now (in this order), would all be
+        finished: the work ahead of each one's place in the fair order, then its own, at
+        the measured speed (as the Queued ETAs reckon). None without a speed yet, or
+        while one could not start at all."""
+        if any(self._waiting_note(job) for job in jobs):
+            return None
+        lanes = max(1, self._lanes())
+        with self._lock:
+            rate = self._seconds_per_unit
+            if rate is None:
+                return None
+            ahead = self._work_ahead_s(rate)
+            trial = FairQueue()  # the queue as it is, plus `jobs`: pushed in fair order
+            for queued in [*self._queue.ordered(), *jobs]:
+                trial.push(queued)
+            finished = 0.0
+            for queued in trial.ordered():
+                if any(queued is job for job in jobs):
+                    finished = max(finished, ahead / lanes + queued.work_units * rate)
+                ahead += queued.work_units * rate
+        return finished
 
     def store_after(self, write: Awaitable[None]) -> None:
         """Run a store write after the ones already queued for job events (e.g. adding to a

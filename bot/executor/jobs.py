@@ -25,6 +25,9 @@ class ImageMode(StrEnum):
     UPSCALE = "upscale"  # 2x plus a refine pass
     IMG2IMG = "img2img"  # from a member's own picture (/imagine image:) at their strength
     OUTPAINT = "outpaint"  # zoom out or pan: a stored image on a larger canvas, border inpainted
+    # 🎞 a stored picture re-rendered with its own settings (img2img from its source when
+    # `strength` > 0), keeping the predicted final image of some steps: one picture per frame
+    JOURNEY = "journey"
 
 
 class JobState(StrEnum):
@@ -208,6 +211,10 @@ class ImagineOrigin:
     # Status and result only the member sees (ephemeral, through the interaction's token);
     # without a live token (a restart, a long wait) the result goes to them by DM.
     private: bool = False
+    # Asked where the bot cannot post (a DM, a group DM, a server that only the member
+    # installed the app to): status and result go only through the interaction's token
+    # (kept in SQLite until it expires), never with the bot token and never by DM.
+    via_interaction: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.KIND, **dataclasses.asdict(self)}
@@ -244,14 +251,34 @@ class DescribeOrigin:
         return {"kind": self.KIND, **dataclasses.asdict(self)}
 
 
-Origin = ImagineOrigin | StoryOrigin | DescribeOrigin
+@dataclass(frozen=True)
+class TelephoneOrigin:
+    """One job of an AI telephone game (/telephone): the picture of round `round` (step
+    "image"), or the description of round `round - 1`'s picture that becomes round
+    `round`'s text (step "describe"). Its own kind, so /imagine and /describe never pick
+    it up after a restart."""
+
+    KIND: ClassVar[str] = "telephone"
+
+    game_id: int
+    round: int
+    step: str  # "image" or "describe"
+    guild_id: int | None = None
+    channel_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.KIND, **dataclasses.asdict(self)}
+
+
+Origin = ImagineOrigin | StoryOrigin | DescribeOrigin | TelephoneOrigin
 
 
 def origin_from_json(data: dict[str, Any]) -> Origin | None:
     """The origin a job row stored; None for jobs from the CLI (no kind)."""
-    types: dict[str, type[ImagineOrigin] | type[StoryOrigin] | type[DescribeOrigin]] = {
+    types: dict[str, type[ImagineOrigin] | type[StoryOrigin] | type[DescribeOrigin]
+                | type[TelephoneOrigin]] = {
         ImagineOrigin.KIND: ImagineOrigin, StoryOrigin.KIND: StoryOrigin,
-        DescribeOrigin.KIND: DescribeOrigin}
+        DescribeOrigin.KIND: DescribeOrigin, TelephoneOrigin.KIND: TelephoneOrigin}
     cls = types.get(str(data.get("kind")))
     if cls is None:
         return None
@@ -363,6 +390,7 @@ class Failed:
 @dataclass(frozen=True)
 class Cancelled:
     by_user: int | None = None
+    reason: str | None = None  # why, when the bot cancelled it (stored; default "cancelled")
 
 
 JobEvent = Queued | Started | Progress | Done | Failed | Cancelled

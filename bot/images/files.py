@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot.executor.jobs import ImageMode, ImageParams, ImageResult, Job
 from bot.images.grids import make_grid
+from bot.images.journey import step_of
 from bot.images.pnginfo import GenerationParameters, LoraUse
 from bot.images.upload import DISCORD_UPLOAD_LIMIT, fit_under
 from bot.pipelines.errors import public_model_name
@@ -17,9 +18,17 @@ def parameters_for(job: Job, result: ImageResult, index: int) -> GenerationParam
     assert isinstance(params, ImageParams)
     image = result.images[index]
     extra: dict[str, str] = {}
-    if image.label or params.style:
-        extra["Style"] = image.label or params.style or ""
-    if params.mode is not ImageMode.TXT2IMG:
+    # A 🎞 journey's frame, or a step kept from one, is labelled with its step, not a style.
+    step = step_of(image.label)
+    label = "" if step else image.label
+    if label or params.style:
+        extra["Style"] = label or params.style or ""
+    if step:
+        extra["Journey"] = image.label  # "step N/M"; Steps below is N
+    if params.mode is ImageMode.JOURNEY:
+        if params.strength > 0:
+            extra["Denoising strength"] = f"{params.strength:g}"
+    elif params.mode is not ImageMode.TXT2IMG:
         extra["Denoising strength"] = f"{params.strength:g}"
         extra["Mode"] = params.mode.value
     if params.mode is ImageMode.OUTPAINT:
@@ -35,7 +44,7 @@ def parameters_for(job: Job, result: ImageResult, index: int) -> GenerationParam
     return GenerationParameters(
         prompt=params.prompt_for(index),
         negative=params.negative_for(index),
-        steps=params.steps,
+        steps=step[0] if step else params.steps,  # a journey's frame: the step it shows
         sampler=result.sampler,
         cfg_scale=params.guidance,
         seed=image.seed,
@@ -59,7 +68,7 @@ def grid_file(job: Job, result: ImageResult, limit: int = DISCORD_UPLOAD_LIMIT
     """The job's pictures as one file under `limit` bytes: a grid (captioned with the style
     labels, if any) or the single picture, with the first picture's parameters; returns the
     bytes and the file extension."""
-    labels = [img.label for img in result.images]
+    labels = ["" if step_of(img.label) else img.label for img in result.images]  # styles
     picture = make_grid([img.image for img in result.images],
                         labels=labels if any(labels) else None)
     return fit_under(picture, limit, parameters_for(job, result, 0))

@@ -32,6 +32,7 @@ from bot.executor.jobs import (
     Job,
 )
 from bot.images.inputs import InputPicture, img2img_params, input_path, save_input
+from bot.images.journey import JOURNEY_MODES, journey_params, kept_params
 from bot.images.models import ModelCatalog
 from bot.images.outpaint import Outpaint, OutpaintError
 from bot.images.pnginfo import (
@@ -178,8 +179,13 @@ class ImageJobs:
         return await self.executor.submit(job,
                                           waiting_elsewhere=self.story_waiting(job.user_id))
 
-    def cancel(self, job_id: str, by_user: int | None = None) -> bool:
-        return self.executor.cancel(job_id, by_user=by_user)
+    def cancel(self, job_id: str, by_user: int | None = None, *,
+               reason: str | None = None) -> bool:
+        return self.executor.cancel(job_id, by_user=by_user, reason=reason)
+
+    def finish_estimate_s(self, *jobs: Job) -> float | None:
+        """Seconds until `jobs` would be finished if queued now (None: no speed known)."""
+        return self.executor.finish_estimate_s(*jobs)
 
     def unfinished(self, job_id: str) -> Job | None:
         """The queued or running job (its owner comes from memory), or None."""
@@ -320,6 +326,46 @@ class ImageJobs:
                              self.catalog)
         except OptionError as exc:
             raise ImageJobError(str(exc)) from exc
+
+    def journeyed(self, record: JobRecord, index: int) -> ImageParams:
+        """🎞 Picture `index` of a finished job, rendered again as it was, frame by frame."""
+        params = _image_params(record)
+        if params.mode not in JOURNEY_MODES:
+            raise ImageJobError("🎞 shows one render forming. This picture was made in two "
+                                "stages (a resize or a new canvas, then a refine), so press "
+                                "🎞 on the picture it came from.")
+        if index >= len(record.images):
+            raise ImageJobError(f"That job has only {len(record.images)} picture(s).")
+        if params.mode is not ImageMode.TXT2IMG and not (
+                params.source_path and Path(params.source_path).exists()):
+            raise ImageJobError("The picture this one was made from is gone (it was deleted), "
+                                "so it can't be rendered again.")
+        return journey_params(params, index, record.job.id)
+
+    def kept_step(self, record: JobRecord, index: int) -> ImageParams:
+        """The params of step `index` of a 🎞 journey kept as a picture of its own."""
+        params = _image_params(record)
+        if params.mode is not ImageMode.JOURNEY:
+            raise ImageJobError("Only the steps of a 🎞 journey can be kept.")
+        if not 0 <= index < len(record.images):
+            raise ImageJobError(f"That journey has only {len(record.images)} step(s).")
+        return kept_params(params)
+
+    async def keep(self, job: Job, journey: JobRecord, index: int) -> JobRecord:
+        """Record `job` as born finished with frame `index` of `journey` as its picture
+        (written before it is posted; owed a post from then on, as a rendered job is)."""
+        frame = journey.images[index]
+        try:
+            record = await self.jobs.job_born_finished(
+                job, frame.path, seed=frame.seed, label=frame.label, nsfw=frame.nsfw,
+                model=journey.model, sampler=journey.sampler)
+        except FileNotFoundError as exc:
+            raise ImageJobError("That step's picture is gone (it was deleted).") from exc
+        except OSError as exc:
+            raise ImageJobError(f"The step could not be saved ({exc.strerror or exc}).") from exc
+        if record is None or not record.state.has_result:
+            raise ImageJobError("The step could not be saved; try again.")
+        return record
 
     def restyled(self, record: JobRecord, style: str) -> ImageParams:
         """Same subject and seed in another preset (the style menu)."""

@@ -198,10 +198,11 @@ class RemoteExecutor(Executor):
         self._kick.set()
         return handle
 
-    def cancel(self, job_id: str, by_user: int | None = None) -> bool:
+    def cancel(self, job_id: str, by_user: int | None = None, *,
+               reason: str | None = None) -> bool:
         with self._lock:
             sent = job_id in self._running
-        cancelled = super().cancel(job_id, by_user)
+        cancelled = super().cancel(job_id, by_user, reason=reason)
         if cancelled and sent:  # a worker may be on it: it stops within a step
             self._spawn(self.broker.cancel([job_id]), "tell the workers of a cancel")
         self._kick.set()
@@ -573,7 +574,8 @@ class RemoteExecutor(Executor):
             preview = event.get("preview")
             self._deliver(job_id, Progress(int(event["step"]), int(event["total"]),
                                            image_from_b64(preview) if preview else None,
-                                           note=event.get("note") or None))
+                                           note=event.get("note") or None,
+                                           text=event.get("text")))
 
     # ----- helpers ----------------------------------------------------------------------------
 

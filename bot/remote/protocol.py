@@ -191,7 +191,8 @@ def _outcome_json(outcome: Outcome) -> dict[str, Any]:
             "lora_hashes": [list(pair) for pair in result.lora_hashes],
         }
     elif isinstance(result, TextResult):
-        data["text"] = {"text": result.text, "timings": result.timings, "model": result.model}
+        data["text"] = {"text": result.text, "timings": result.timings, "model": result.model,
+                        "candidates": list(result.candidates)}
     return data
 
 
@@ -208,6 +209,7 @@ def _outcome_from_json(data: dict[str, Any]) -> Outcome:
     elif text := data.get("text"):
         result = TextResult(text=str(text["text"]),
                             timings={str(k): float(v) for k, v in text["timings"].items()},
-                            model=str(text["model"]))
+                            model=str(text["model"]),
+                            candidates=tuple(str(c) for c in text.get("candidates", ())))
     error = data.get("error")
     return Outcome(str(data["job"]), result, None if error is None else str(error))

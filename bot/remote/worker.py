@@ -208,7 +208,7 @@ class WorkerNode:
                 self._publish({"type": "progress", "batch": batch_id, "job": job_id,
                                "step": event.step, "total": event.total,
                                "preview": preview_b64(event.preview) if event.preview else None,
-                               "note": event.note})
+                               "note": event.note, "text": event.text})
 
         return BatchContext(
             batch_limit=lambda: limit,

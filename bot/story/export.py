@@ -4,6 +4,8 @@ The HTML embeds its pictures (data URIs), so it is one file to share or publish.
 Markdown has YAML front matter (title, date, authors) for static site generators and
 refers to its pictures as `images/NN.png` next to it; `markdown_zip()` bundles both.
 For Discord uploads, `export_for_upload` re-encodes the pictures smaller until the files fit.
+A story that was rewound has other endings (`BranchExport`, from `other_endings`): both
+documents show them after the story, each from where it leaves the story as told.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import re
 import unicodedata
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -85,21 +87,58 @@ class _Picture:
     mime: str
 
 
+@dataclass(frozen=True)
+class BranchExport:
+    """Another ending of the story: a branch it is not told in, from where it leaves the
+    story as told (after line `after`)."""
+
+    id: int
+    after: int
+    lines: tuple[StoryLine, ...]
+
+
+def other_endings(told: Sequence[StoryLine],
+                  branches: Mapping[int, Sequence[StoryLine]]) -> list[BranchExport]:
+    """Each branch's lines after the ones it shares with the story as told (`told`), by
+    branch id; branches with nothing of their own are left out."""
+    told_rows = [(line.branch, line.number) for line in told]
+    endings = []
+    for branch_id, lines in sorted(branches.items()):
+        shared = 0
+        while (shared < min(len(lines), len(told_rows))
+               and (lines[shared].branch, lines[shared].number) == told_rows[shared]):
+            shared += 1
+        if shared < len(lines):
+            endings.append(BranchExport(branch_id, shared, tuple(lines[shared:])))
+    return endings
+
+
 def build_export(story: Story, lines: Sequence[StoryLine], *,
-                 encoding: Encoding = ORIGINAL) -> StoryExport:
-    """Both documents for `story`; reads the pictures from disk (call it off the loop)."""
-    width = max(2, len(str(len(lines))))
+                 encoding: Encoding = ORIGINAL,
+                 branches: Sequence[BranchExport] = ()) -> StoryExport:
+    """Both documents for `story` (and its other endings, `branches`); reads the pictures
+    from disk (call it off the loop)."""
+    width = max(2, len(str(max([len(lines), *(b.lines[-1].number for b in branches)]))))
     pictures: dict[int, _Picture] = {}
     for line in lines:
         data = _read_picture(line.image_path, encoding)
         if data is not None:
             pictures[line.number] = _Picture(
                 f"images/{line.number:0{width}d}{encoding.suffix}", data, encoding.mime)
+    others: dict[tuple[int, int], _Picture] = {}
+    for branch in branches:
+        for line in branch.lines:
+            data = _read_picture(line.image_path, encoding)
+            if data is not None:
+                others[branch.id, line.number] = _Picture(
+                    f"images/b{branch.id}-{line.number:0{width}d}{encoding.suffix}", data,
+                    encoding.mime)
     return StoryExport(
         basename=slug(story.title),
-        html=render_html(story, lines, pictures).encode(),
-        markdown=render_markdown(story, lines, pictures).encode(),
-        images=tuple(ExportFile(p.name, p.data) for p in pictures.values()),
+        html=render_html(story, lines, pictures, branches, others).encode(),
+        markdown=render_markdown(story, lines, pictures, branches, others).encode(),
+        images=tuple(ExportFile(p.name, p.data)
+                     for p in [*pictures.values(), *others.values()]),
     )
 
 
@@ -114,13 +153,13 @@ def write_export(export: StoryExport, out_dir: Path) -> list[Path]:
     return written
 
 
-def export_for_upload(story: Story, lines: Sequence[StoryLine],
-                      limit: int) -> tuple[list[ExportFile], bool]:
+def export_for_upload(story: Story, lines: Sequence[StoryLine], limit: int,
+                      branches: Sequence[BranchExport] = ()) -> tuple[list[ExportFile], bool]:
     """Files for one message whose sizes add up to at most `limit` bytes: the HTML and the
     Markdown, plus the Markdown zip with its pictures when there is room. The pictures are
     re-encoded smaller only if the page does not fit; also says whether that was needed."""
     for encoding in SMALLER:
-        export = build_export(story, lines, encoding=encoding)
+        export = build_export(story, lines, encoding=encoding, branches=branches)
         files = [export.html_file, export.markdown_file]
         size = sum(len(f.data) for f in files)
         if size > limit:
@@ -129,7 +168,9 @@ def export_for_upload(story: Story, lines: Sequence[StoryLine],
         if size + len(bundle.data) <= limit:
             files.append(bundle)
         return files, encoding is not ORIGINAL
-    bare = build_export(story, [_without_picture(line) for line in lines])
+    bare = build_export(story, [_without_picture(line) for line in lines],
+                        branches=[replace(b, lines=tuple(map(_without_picture, b.lines)))
+                                  for b in branches])
     files = [bare.html_file, bare.markdown_file]
     return (files if sum(len(f.data) for f in files) <= limit else []), True
 
@@ -148,7 +189,8 @@ def authors(story: Story, lines: Sequence[StoryLine]) -> list[str]:
 
 
 def render_markdown(story: Story, lines: Sequence[StoryLine],
-                    pictures: dict[int, _Picture]) -> str:
+                    pictures: dict[int, _Picture], branches: Sequence[BranchExport] = (),
+                    branch_pictures: Mapping[tuple[int, int], _Picture] | None = None) -> str:
     day = _date(story.created_at)
     front = [
         "---",
@@ -171,25 +213,47 @@ def render_markdown(story: Story, lines: Sequence[StoryLine],
             alt = _md(_alt(line))
             body += [f"![{alt}]({picture.name})", ""]
         body += [_md(line.text), "", f"*— {_md(line.byline())}*", ""]
+    if branches:
+        body += ["## Other endings", ""]
+    for branch in branches:
+        body += [f"### Branch #{branch.id}, after line {branch.after}", ""]
+        for line in branch.lines:
+            picture = (branch_pictures or {}).get((branch.id, line.number))
+            if picture is not None:
+                body += [f"![{_md(_alt(line))}]({picture.name})", ""]
+            body += [f"{line.number}\\. {_md(line.text)}", "",
+                     f"*— {_md(line.byline())}*", ""]
     return "\n".join(front + body).rstrip() + "\n"
 
 
+def _html_line(line: StoryLine, picture: _Picture | None, anchor: str) -> str:
+    e = html.escape
+    figure = ""
+    if picture is not None:
+        uri = f"data:{picture.mime};base64,{base64.b64encode(picture.data).decode()}"
+        figure = f'<img src="{uri}" alt="{e(_alt(line))}" loading="lazy">'
+    return (f'<section class="line {line.source.value}" id="{anchor}">'
+            f"{figure}<p>{e(line.text)}</p>"
+            f'<p class="by">— {e(line.byline())}</p></section>')
+
+
 def render_html(story: Story, lines: Sequence[StoryLine],
-                pictures: dict[int, _Picture]) -> str:
+                pictures: dict[int, _Picture], branches: Sequence[BranchExport] = (),
+                branch_pictures: Mapping[tuple[int, int], _Picture] | None = None) -> str:
     e = html.escape
     day = _date(story.created_at)
-    sections = []
-    for line in lines:
-        picture = pictures.get(line.number)
-        figure = ""
-        if picture is not None:
-            uri = f"data:{picture.mime};base64,{base64.b64encode(picture.data).decode()}"
-            figure = f'<img src="{uri}" alt="{e(_alt(line))}" loading="lazy">'
-        sections.append(
-            f'<section class="line {line.source.value}" id="line-{line.number}">'
-            f"{figure}<p>{e(line.text)}</p>"
-            f'<p class="by">— {e(line.byline())}</p></section>'
-        )
+    sections = [_html_line(line, pictures.get(line.number), f"line-{line.number}")
+                for line in lines]
+    if branches:
+        sections.append('<section class="branches"><h2>Other endings</h2>')
+        for branch in branches:
+            sections.append(f'<article class="branch" id="branch-{branch.id}">'
+                            f"<h3>Branch #{branch.id}, after line {branch.after}</h3>")
+            sections += [_html_line(line, (branch_pictures or {}).get((branch.id, line.number)),
+                                    f"branch-{branch.id}-line-{line.number}")
+                         for line in branch.lines]
+            sections.append("</article>")
+        sections.append("</section>")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -300,11 +364,13 @@ def _without_picture(line: StoryLine) -> StoryLine:
 
 
 __all__ = [
+    "BranchExport",
     "ExportFile",
     "StoryExport",
     "authors",
     "build_export",
     "export_for_upload",
+    "other_endings",
     "slug",
     "write_export",
 ]

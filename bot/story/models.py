@@ -38,10 +38,22 @@ class Story:
     guild_id: int | None = None
     channel_id: int | None = None
     thread_id: int | None = None
+    branch: int = 1  # the branch being told (see `Branch`)
 
     @property
     def open(self) -> bool:
         return self.state is StoryState.OPEN
+
+    @property
+    def in_conversation(self) -> bool:
+        """Told in a DM or group DM, where the bot can't post: no thread, each message is
+        the answer to the interaction that asked for it."""
+        return self.thread_id is None and self.channel_id is not None
+
+    @property
+    def place(self) -> int | None:
+        """Where it is told: its thread, or its conversation's channel."""
+        return self.thread_id if self.thread_id is not None else self.channel_id
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,8 @@ class StoryLine:
     revision: int = 0
     redraws: int = 0
     message_id: int | None = None
+    branch: int = 1  # the branch that holds the row (lines before a fork are shared)
+    chosen_by: Author | None = None  # who kept it among the model's candidates (✅)
 
     @property
     def by_model(self) -> bool:
@@ -71,8 +85,58 @@ class StoryLine:
     def byline(self) -> str:
         """Who wrote it, as readers should see it: "alice", or "gpt-neo-125M, asked by bob"."""
         if self.by_model:
-            return f"{model_label(self.model)}, asked by {self.author.name}"
+            chosen = (f", chosen by {self.chosen_by.name}"
+                      if self.chosen_by and self.chosen_by.id != self.author.id else "")
+            return f"{model_label(self.model)}, asked by {self.author.name}{chosen}"
         return self.author.name
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One way the story goes. Branch 1 is the story as it began; ⏪ Rewind to line k
+    starts a new one from the current branch (`parent`), sharing its lines up to
+    `fork_line`; the lines after it stay where they were, in the parent."""
+
+    story_id: int
+    id: int
+    parent: int | None
+    fork_line: int  # lines 1..fork_line are the parent's (0 for branch 1)
+    created_at: float
+    lines: int = 0  # how many lines it tells, the shared ones included
+    last_text: str = ""  # its latest line
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One line the model offered for a choice (Continue ▶ with story.candidates > 1)."""
+
+    idx: int  # 0.. in the order written; ↻ appends
+    text: str
+    job_id: str
+    model: str | None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The open choice of a story: the candidates for line `number` of `branch`, the one
+    its message shows, and who asked for them."""
+
+    story_id: int
+    branch: int
+    number: int
+    shown: int
+    asked_by: Author
+    message_id: int | None
+    created_at: float
+    candidates: tuple[Candidate, ...]
+
+    @property
+    def current(self) -> Candidate:
+        return self.candidates[min(self.shown, len(self.candidates) - 1)]
+
+    @property
+    def job_ids(self) -> frozenset[str]:
+        return frozenset(c.job_id for c in self.candidates)
 
 
 def model_label(model: str | None) -> str:

@@ -23,10 +23,12 @@ from bot.story.turns import Turn
 
 # What each operation is called in /queue.
 WHAT = {"continue": "story line", "rewrite": "rewritten line", "redraw": "picture",
-        "add": "member line", "settle": "story line"}
+        "add": "member line", "settle": "story line", "choose": "story line",
+        "more": "more candidate lines", "keep": "kept line"}
 # Operations that write (or finish) a line: while one of them works on a line after the one
 # a Continue ▶ or ↻ Rewrite was pressed on, that press is answered instead of stacked.
-WRITES_A_LINE = frozenset({"continue", "rewrite", "settle"})
+WRITES_A_LINE = frozenset({"continue", "rewrite", "settle", "choose", "more", "keep"})
+NEXT_LINE = frozenset({"continue", "choose"})  # what Continue ▶ asks for
 LINE_BUSY = "A line is already being written for this story; it will appear in a moment."
 
 
@@ -80,8 +82,7 @@ class PendingWork:
                 continue
             if op in WRITES_A_LINE and other.op in WRITES_A_LINE and (
                     line is None or other.line is None or other.line > line
-                    or (other.line == line and "rewrite" == op == other.op)
-                    or (other.line == line and op == "continue")):
+                    or (other.line == line and (op in NEXT_LINE or op == other.op))):
                 return LINE_BUSY
             if op == "redraw" and other.line == line and other.op in ("redraw", "rewrite"):
                 if other.op == "rewrite":
@@ -96,6 +97,9 @@ class PendingWork:
 
     def of_user(self, user_id: int) -> list[PendingOp]:
         return [op for op in self._ops.values() if op.user_id == user_id]
+
+    def of_story(self, story_id: int) -> list[PendingOp]:
+        return [op for op in self._ops.values() if op.story_id == story_id]
 
     def get(self, pending_id: str) -> PendingOp | None:
         return self._ops.get(pending_id)

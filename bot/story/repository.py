@@ -1,14 +1,35 @@
-"""Stories and their lines in SQLite. Every state change is one statement (autocommit)."""
+"""Stories and their lines in SQLite. Every state change is one statement (autocommit), or
+one script where two rows must change together (a rewind).
+
+Lines belong to branches (`Branch`): the line queries read the story's current branch, its
+own lines and those it shares with its parents up to each fork, so the rest of the bot never
+has to know about branches."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from bot.story.models import Author, LineSource, Story, StoryLine, StoryState
+from bot.story.models import Author, Branch, LineSource, Story, StoryLine, StoryState
+
+# The branches whose rows a branch reads: itself, then each parent up to the fork below it.
+# `:story` and `:branch` are bound; every line query selects from this chain.
+_CHAIN = """
+    WITH RECURSIVE chain(branch, upto) AS (
+        SELECT :branch, 1000000000
+        UNION ALL
+        SELECT b.parent, MIN(chain.upto, b.fork_line) FROM chain
+        JOIN story_branches b ON b.story_id = :story AND b.id = chain.branch
+        WHERE b.parent IS NOT NULL
+    )
+"""
+_VISIBLE = (f"{_CHAIN} SELECT l.* FROM story_lines l JOIN chain c"
+            " ON l.story_id = :story AND l.branch = c.branch AND l.number <= c.upto")
+_CURRENT = "(SELECT branch FROM stories WHERE id = :story)"
 
 
 class StoryRepository:
@@ -36,6 +57,9 @@ class StoryRepository:
         )
         story_id = cur.lastrowid
         assert story_id is not None
+        await self.db.execute(
+            "INSERT INTO story_branches (story_id, id, parent, fork_line, created_at)"
+            " VALUES (?, 1, NULL, 0, ?)", (story_id, now))
         return Story(id=story_id, title=title, style=style, author=author,
                      state=StoryState.OPEN, created_at=now, guild_id=guild_id,
                      channel_id=channel_id, thread_id=thread_id)
@@ -45,6 +69,11 @@ class StoryRepository:
 
     async def by_thread(self, thread_id: int) -> Story | None:
         return await self._one("SELECT * FROM stories WHERE thread_id = ?", thread_id)
+
+    async def in_conversation(self, channel_id: int) -> Story | None:
+        """The newest story told in a DM or group DM (no thread: the conversation is it)."""
+        return await self._one("SELECT * FROM stories WHERE channel_id = ? AND thread_id IS NULL"
+                               " ORDER BY id DESC LIMIT 1", channel_id)
 
     async def in_guild(self, guild_id: int, limit: int = 25) -> list[Story]:
         """The guild's stories, newest first."""
@@ -85,7 +114,7 @@ class StoryRepository:
             row = await cur.fetchone()
         return None if row is None else _story(row)
 
-    # ----- lines --------------------------------------------------------------------------------
+    # ----- lines (of the current branch) ---------------------------------------------------
 
     async def add_line(
         self,
@@ -97,35 +126,43 @@ class StoryRepository:
         author: Author,
         model: str | None = None,
         text_job_id: str | None = None,
+        message_id: int | None = None,
+        chosen_by: Author | None = None,
     ) -> StoryLine:
-        """Insert line `number`; the primary key refuses a number that is already taken."""
+        """Insert line `number` into the current branch; a number it already tells (its own
+        or a shared one) is refused with sqlite3.IntegrityError."""
         now = time.time()
+        if await self.line(story_id, number) is not None:
+            raise sqlite3.IntegrityError(f"story {story_id} already has a line {number}")
         await self.db.execute(
-            "INSERT INTO story_lines (story_id, number, source, text, author_id, author_name,"
-            " model, text_job_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (story_id, number, source.value, text, author.id, author.name, model, text_job_id,
-             now, now),
+            "INSERT INTO story_lines (story_id, branch, number, source, text, author_id,"
+            " author_name, model, text_job_id, message_id, chosen_by_id, chosen_by_name,"
+            " created_at, updated_at) SELECT :story, branch, :number, :source, :text, :aid,"
+            " :aname, :model, :job, :message, :cid, :cname, :now, :now"
+            " FROM stories WHERE id = :story",
+            {"story": story_id, "number": number, "source": source.value, "text": text,
+             "aid": author.id, "aname": author.name, "model": model, "job": text_job_id,
+             "message": message_id, "cid": chosen_by.id if chosen_by else None,
+             "cname": chosen_by.name if chosen_by else None, "now": now},
         )
-        return StoryLine(story_id=story_id, number=number, source=source, text=text,
-                         author=author, created_at=now, updated_at=now, model=model,
-                         text_job_id=text_job_id)
+        line = await self.line(story_id, number)
+        assert line is not None
+        return line
 
-    async def lines(self, story_id: int) -> list[StoryLine]:
-        async with self.db.execute(
-            "SELECT * FROM story_lines WHERE story_id = ? ORDER BY number", (story_id,)
-        ) as cur:
-            return [_line(row) for row in await cur.fetchall()]
+    async def lines(self, story_id: int, branch: int | None = None) -> list[StoryLine]:
+        """The lines the current branch (or `branch`) tells, in order."""
+        return await self._visible(story_id, branch, "ORDER BY l.number")
 
     async def line(self, story_id: int, number: int) -> StoryLine | None:
-        async with self.db.execute(
-            "SELECT * FROM story_lines WHERE story_id = ? AND number = ?", (story_id, number)
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None else _line(row)
+        found = await self._visible(story_id, None, "WHERE l.number = :number",
+                                    number=number)
+        return found[0] if found else None
 
-    async def count_lines(self, story_id: int) -> int:
+    async def count_lines(self, story_id: int, branch: int | None = None) -> int:
         async with self.db.execute(
-            "SELECT COUNT(*) FROM story_lines WHERE story_id = ?", (story_id,)
+            f"{_CHAIN} SELECT COUNT(*) FROM story_lines l JOIN chain c ON l.story_id = :story"
+            " AND l.branch = c.branch AND l.number <= c.upto",
+            await self._args(story_id, branch),
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
@@ -135,17 +172,22 @@ class StoryRepository:
         text_job_id: str | None,
     ) -> None:
         """New text for a line; its old picture no longer matches, so it is cleared."""
+        branch = await self._owner(story_id, number)
         await self.db.execute(
             "UPDATE story_lines SET text = ?, author_id = ?, author_name = ?, model = ?,"
             " text_job_id = ?, revision = revision + 1, image_job_id = NULL, image_path = NULL,"
-            " image_seed = NULL, image_error = NULL, updated_at = ?"
-            " WHERE story_id = ? AND number = ?",
-            (text, author.id, author.name, model, text_job_id, time.time(), story_id, number),
+            " image_seed = NULL, image_error = NULL, chosen_by_id = NULL,"
+            " chosen_by_name = NULL, updated_at = ?"
+            " WHERE story_id = ? AND branch = ? AND number = ?",
+            (text, author.id, author.name, model, text_job_id, time.time(), story_id, branch,
+             number),
         )
 
     async def delete_line(self, story_id: int, number: int) -> None:
-        await self.db.execute("DELETE FROM story_lines WHERE story_id = ? AND number = ?",
-                              (story_id, number))
+        branch = await self._owner(story_id, number)
+        await self.db.execute(
+            "DELETE FROM story_lines WHERE story_id = ? AND branch = ? AND number = ?",
+            (story_id, branch, number))
 
     async def set_image_job(self, story_id: int, number: int, job_id: str, seed: int) -> None:
         await self._update_line(story_id, number, image_job_id=job_id, image_seed=seed)
@@ -160,10 +202,11 @@ class StoryRepository:
 
     async def count_redraw(self, story_id: int, number: int) -> int:
         """Bump and return the line's redraw count (each redraw gets its own seed)."""
+        branch = await self._owner(story_id, number)
         await self.db.execute(
             "UPDATE story_lines SET redraws = redraws + 1, updated_at = ?"
-            " WHERE story_id = ? AND number = ?",
-            (time.time(), story_id, number),
+            " WHERE story_id = ? AND branch = ? AND number = ?",
+            (time.time(), story_id, branch, number),
         )
         line = await self.line(story_id, number)
         return line.redraws if line else 0
@@ -172,18 +215,105 @@ class StoryRepository:
         await self._update_line(story_id, number, message_id=message_id)
 
     async def unposted_lines(self, story_id: int) -> list[StoryLine]:
-        async with self.db.execute(
-            "SELECT * FROM story_lines WHERE story_id = ? AND message_id IS NULL ORDER BY number",
-            (story_id,),
-        ) as cur:
-            return [_line(row) for row in await cur.fetchall()]
+        return await self._visible(story_id, None,
+                                   "WHERE l.message_id IS NULL ORDER BY l.number")
+
+    async def unfinished_lines(self, story_id: int) -> list[StoryLine]:
+        """Lines of the current branch whose operation a stop cut short: never posted, or
+        without a picture or a reason for none (a kept candidate has its message at once,
+        the choice's)."""
+        return await self._visible(
+            story_id, None, "WHERE l.message_id IS NULL OR (l.image_path IS NULL"
+            " AND l.image_error IS NULL) ORDER BY l.number")
 
     async def _update_line(self, story_id: int, number: int, **values: Any) -> None:
         columns = ", ".join(f"{name} = ?" for name in values)  # names come from this module
+        branch = await self._owner(story_id, number)
         await self.db.execute(
-            f"UPDATE story_lines SET {columns}, updated_at = ? WHERE story_id = ? AND number = ?",
-            (*values.values(), time.time(), story_id, number),
+            f"UPDATE story_lines SET {columns}, updated_at = ?"
+            " WHERE story_id = ? AND branch = ? AND number = ?",
+            (*values.values(), time.time(), story_id, branch, number),
         )
+
+    async def _owner(self, story_id: int, number: int) -> int:
+        """The branch whose row line `number` of the current branch is (-1: none)."""
+        line = await self.line(story_id, number)
+        return line.branch if line is not None else -1
+
+    async def _args(self, story_id: int, branch: int | None, **more: Any) -> dict[str, Any]:
+        if branch is None:
+            story = await self.get(story_id)
+            branch = story.branch if story is not None else 1
+        return {"story": story_id, "branch": branch, **more}
+
+    async def _visible(self, story_id: int, branch: int | None, tail: str,
+                       **more: Any) -> list[StoryLine]:
+        async with self.db.execute(f"{_VISIBLE} {tail}",
+                                   await self._args(story_id, branch, **more)) as cur:
+            return [_line(row) for row in await cur.fetchall()]
+
+    # ----- branches -----------------------------------------------------------------------
+
+    async def branches(self, story_id: int) -> list[Branch]:
+        """Every branch of the story, oldest first, with its length and latest line."""
+        async with self.db.execute(
+            "SELECT * FROM story_branches WHERE story_id = ? ORDER BY id", (story_id,)
+        ) as cur:
+            rows = list(await cur.fetchall())
+        found = []
+        for row in rows:
+            lines = await self.lines(story_id, row["id"])
+            found.append(Branch(story_id=story_id, id=row["id"], parent=row["parent"],
+                                fork_line=row["fork_line"], created_at=row["created_at"],
+                                lines=len(lines), last_text=lines[-1].text if lines else ""))
+        return found
+
+    async def rewind(self, story_id: int, number: int) -> int:
+        """Tell the story from line `number` on anew: a new branch from the current one,
+        sharing its lines up to `number`, becomes current; the later lines stay in the
+        branch they were told in. Returns the branch now told. A current branch with no
+        line of its own yet just moves its fork (no empty branch piles up)."""
+        story = await self.get(story_id)
+        assert story is not None
+        async with self.db.execute(
+            "SELECT fork_line, (SELECT MAX(id) FROM story_branches WHERE story_id = :story)"
+            " AS top, (SELECT COUNT(*) FROM story_lines WHERE story_id = :story AND"
+            " branch = :branch) AS own FROM story_branches WHERE story_id = :story"
+            " AND id = :branch", {"story": story_id, "branch": story.branch},
+        ) as cur:
+            row = await cur.fetchone()
+        if row is not None and row["own"] == 0 and story.branch != 1:
+            await self.db.execute(
+                "UPDATE story_branches SET fork_line = ? WHERE story_id = ? AND id = ?",
+                (number, story_id, story.branch))
+            return story.branch
+        new = int(row["top"] if row is not None and row["top"] else 1) + 1
+        # One script: the branch and the story's pointer to it change together. Only ints
+        # from this code are formatted in.
+        await self.db.executescript(
+            f"BEGIN; INSERT INTO story_branches (story_id, id, parent, fork_line, created_at)"
+            f" VALUES ({int(story_id)}, {new}, {int(story.branch)}, {int(number)},"
+            f" {time.time()!r}); UPDATE stories SET branch = {new} WHERE id = {int(story_id)};"
+            " COMMIT;")
+        return new
+
+    async def switch(self, story_id: int, branch: int) -> bool:
+        """Make `branch` the current one; False when the story has no such branch. A branch
+        left without a line of its own (rewound and not continued) is dropped."""
+        story = await self.get(story_id)
+        async with self.db.execute(
+            "SELECT 1 FROM story_branches WHERE story_id = ? AND id = ?", (story_id, branch)
+        ) as cur:
+            if story is None or await cur.fetchone() is None:
+                return False
+        await self.db.execute("UPDATE stories SET branch = ? WHERE id = ?", (branch, story_id))
+        if story.branch not in (1, branch):
+            await self.db.execute(
+                "DELETE FROM story_branches WHERE story_id = :story AND id = :old AND NOT"
+                " EXISTS (SELECT 1 FROM story_lines WHERE story_id = :story AND branch = :old)"
+                " AND NOT EXISTS (SELECT 1 FROM story_branches WHERE story_id = :story AND"
+                " parent = :old)", {"story": story_id, "old": story.branch})
+        return True
 
 
 def _story(row: aiosqlite.Row) -> Story:
@@ -198,6 +328,7 @@ def _story(row: aiosqlite.Row) -> Story:
         guild_id=row["guild_id"],
         channel_id=row["channel_id"],
         thread_id=row["thread_id"],
+        branch=row["branch"],
     )
 
 
@@ -220,4 +351,7 @@ def _line(row: aiosqlite.Row) -> StoryLine:
         revision=row["revision"],
         redraws=row["redraws"],
         message_id=row["message_id"],
+        branch=row["branch"],
+        chosen_by=(Author(row["chosen_by_id"], row["chosen_by_name"] or "")
+                   if row["chosen_by_id"] is not None else None),
     )

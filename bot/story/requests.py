@@ -1,8 +1,9 @@
 """From what members typed to validated story values, and from a story to job parameters.
 
 Pure functions: the cog, the CLI and the tests share the same checks and messages. Seeds are
-derived from the story id and line number, so a story's pictures (and texts) can be
-reproduced, and a redraw or rewrite gets a new but still deterministic seed.
+derived from the story id and line number (a picture showing a cast member: from the story and
+the character, see `bot.story.cast`), so a story's pictures (and texts) can be reproduced,
+and a redraw or rewrite gets a new but still deterministic seed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ from bot.config import Settings
 from bot.executor.jobs import ImageParams, TextParams
 from bot.images.requests import base_size
 from bot.prompts import clean_prompt, find_blocked_term, find_style, parse_prompt, style_names
+from bot.story.cast import (
+    CastMember,
+    TokenCounter,
+    cast_seed,
+    estimate_tokens,
+    mentioned,
+    picture_prompt,
+)
 
 MAX_LINE_CHARS = 1500  # leaves room for the decorations in a 2000-character message
 MAX_TITLE_CHARS = 100  # Discord's limit for a thread name
@@ -21,6 +30,8 @@ DEFAULT_TITLE_CHARS = 60
 # Lines sent to the text model are trimmed to about this many characters per context token;
 # the writer trims exactly by tokens, this only keeps a 200-line story's job row small.
 CHARS_PER_TOKEN = 8
+# Lines beyond that budget are dropped this many at a time (see `recent_lines`).
+TRIM_BLOCK_LINES = 8
 
 
 class StoryOptionError(ValueError):
@@ -103,38 +114,51 @@ def derive_seed(story_id: int, number: int, variant: int, purpose: str) -> int:
 
 
 def recent_lines(lines: Sequence[str], budget_chars: int) -> tuple[str, ...]:
-    """The newest lines whose total length fits `budget_chars` (the writer trims exactly)."""
-    kept: list[str] = []
+    """The newest lines whose total length fits `budget_chars` (the writer trims exactly),
+    dropped from the front TRIM_BLOCK_LINES at a time: a first line that moved at every
+    Continue would make the worker's key/value cache of the prompt useless."""
+    kept = 0
     used = 0
     for line in reversed(lines):
         used += len(line) + 1
         if used > budget_chars:
             break
-        kept.append(line)
-    return tuple(reversed(kept))
+        kept += 1
+    drop = len(lines) - kept
+    aligned = -(-drop // TRIM_BLOCK_LINES) * TRIM_BLOCK_LINES
+    return tuple(lines[aligned if drop > 0 and aligned < len(lines) else drop:])
 
 
 def text_params(
-    story_id: int, texts: Sequence[str], number: int, revision: int, settings: Settings
+    story_id: int, texts: Sequence[str], number: int, revision: int, settings: Settings, *,
+    branch: int = 1, candidates: int = 1,
 ) -> TextParams:
-    """The text job for line `number`, written after `texts` (the seed first)."""
+    """The text job for line `number` of `branch`, written after `texts` (the seed first):
+    `candidates` lines to choose from, in one call. A branch other than the first gets
+    seeds of its own, or a rewound story would write the same lines again."""
     if not texts:
         raise ValueError("a story always has its seed line")
     budget = settings.story.context_tokens * CHARS_PER_TOKEN
+    purpose = "text" if branch == 1 else f"text-b{branch}"
     return TextParams(
         seed_line=texts[0],
         lines=recent_lines(texts[1:], budget),
-        rng_seed=derive_seed(story_id, number, revision, "text"),
+        rng_seed=derive_seed(story_id, number, revision, purpose),
         max_chars=MAX_LINE_CHARS,
+        candidates=candidates,
+        cache_key=f"story:{story_id}:{branch}",
     )
 
 
 def illustration_params(
     story_id: int, style: str | None, text: str, number: int, redraws: int, settings: Settings,
-    native: int = 512,
+    native: int = 512, *, cast: Sequence[CastMember] = (),
+    count_tokens: TokenCounter = estimate_tokens,
 ) -> ImageParams:
-    """The picture of one line: the line as the subject, the story's style around it.
-    `native` is the image model's own side, used where the config leaves the size at 0."""
+    """The picture of one line: the line as the subject, then the looks of the `cast`
+    members it names and the story's style, fitted to CLIP by `count_tokens` (see
+    `bot.story.cast.picture_prompt`). `native` is the image model's own side, used where
+    the config leaves the size at 0."""
     image = settings.image
     width, height = base_size(image, native)
     preset = find_style(image.styles, style) if style else None
@@ -148,12 +172,18 @@ def illustration_params(
         default_negative=image.negative_prompt,
         max_chars=image.max_prompt_chars,
     )
+    shown = mentioned(parsed.subject, cast)
+    prompt = picture_prompt(parsed.subject, shown, preset.phrase if preset else "",
+                            count_tokens, max_chars=image.max_prompt_chars)
+    # A character keeps their seed from line to line; other lines get one of their own.
+    seed = (cast_seed(story_id, shown[0].name, redraws) if shown
+            else derive_seed(story_id, number, redraws, "image"))
     return ImageParams(
-        prompt=parsed.prompt,
+        prompt=prompt,
         negative=parsed.negative,
         subject=parsed.subject,
         style=preset.name if preset else None,
-        seeds=(derive_seed(story_id, number, redraws, "image"),),
+        seeds=(seed,),
         steps=settings.story.steps or image.steps,
         guidance=image.guidance,
         width=width,

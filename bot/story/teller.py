@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ from bot.executor.jobs import (
 )
 from bot.images.files import save_images
 from bot.prompts import PromptError
+from bot.story.cast_repository import CastRepository
+from bot.story.clip_tokens import PromptTokens
 from bot.story.models import Author, LineSource, Story, StoryLine
 from bot.story.pending import PendingOp, PendingWork
 from bot.story.repository import StoryRepository
@@ -92,6 +95,12 @@ class StoryTeller:
         self.executor = executor
         self.settings = settings
         self.pending = PendingWork()  # operations asked for and not finished (see `request`)
+        # Told of every text job as it is submitted or resumed (the cog shows its live text).
+        self.on_text_job: Callable[[Story, JobHandle], None] | None = None
+        # The characters whose looks go into the pictures (/story cast), and the image
+        # model's CLIP tokenizer that fits those prompts.
+        self.cast = CastRepository(stories.db)
+        self.prompt_tokens = PromptTokens(settings.image)
 
     # ----- requests -----------------------------------------------------------------------------
 
@@ -155,7 +164,7 @@ class StoryTeller:
         if resume is None:
             self._check_room(len(lines))
             params = text_params(story.id, [line.text for line in lines], number, 0,
-                                 self.settings)
+                                 self.settings, branch=story.branch)
             handle = await self._submit(asked_by, params, story, "continue", number, "text")
         else:
             handle = resume
@@ -199,10 +208,11 @@ class StoryTeller:
         lines = await self.stories.lines(story.id)
         if resume is None:
             latest = lines[-1] if lines else None
-            if latest is None or latest.number != number or not latest.by_model:
+            if (latest is None or latest.number != number or not latest.by_model
+                    or latest.branch != story.branch):
                 raise StoryError(_why_not_rewrite(number, latest))
             params = text_params(story.id, [line.text for line in lines[:-1]], number,
-                                 latest.revision + 1, self.settings)
+                                 latest.revision + 1, self.settings, branch=story.branch)
             handle = await self._submit(asked_by, params, story, "rewrite", number, "text")
         else:
             handle = resume
@@ -232,8 +242,10 @@ class StoryTeller:
             line = await self._line(story, number)
             redraws = line.redraws + 1 if next_seed else line.redraws
             try:
-                params = illustration_params(story.id, story.style, line.text, number, redraws,
-                                             self.settings, self.native_size)
+                params = illustration_params(
+                    story.id, story.style, line.text, number, redraws, self.settings,
+                    self.native_size, cast=await self.cast.of_story(story.id),
+                    count_tokens=await self.prompt_tokens.counter())
                 handle = await self._submit(asked_by, params, story, op, number, "image")
             except (StoryError, PromptError) as exc:
                 reason = exc.reason if isinstance(exc, StoryError) else str(exc)
@@ -291,6 +303,8 @@ class StoryTeller:
             return None
         number = origin.line
         asked_by = Author(handle.job.user_id, handle.job.user_name)
+        if origin.step == "text" and self.on_text_job is not None:
+            self.on_text_job(story, handle)
         try:
             if origin.step == "text" and origin.op == "rewrite":
                 line = await self.rewrite(story, number, asked_by, resume=handle)
@@ -369,9 +383,12 @@ class StoryTeller:
                              channel_id=story.thread_id)
         job = Job(user_id=asked_by.id, user_name=asked_by.name, params=params, origin=origin)
         try:
-            return await self.executor.submit(job)
+            handle = await self.executor.submit(job)
         except Refused as exc:
             raise StoryError(exc.reason, restarting=exc.restarting) from exc
+        if step == "text" and self.on_text_job is not None:
+            self.on_text_job(story, handle)
+        return handle
 
     async def _text_of(self, handle: JobHandle, number: int) -> tuple[str, str]:
         final = await handle.wait()
@@ -407,5 +424,8 @@ def _why_not_rewrite(number: int, latest: StoryLine | None) -> str:
     if latest is None or latest.number != number:
         return (f"Only the latest line can be rewritten, and line {number} is not the latest "
                 "anymore.")
-    return (f"Line {number} was written by {latest.author.name}, not by the story model; "
-            "only the model's lines can be rewritten.")
+    if not latest.by_model:
+        return (f"Line {number} was written by {latest.author.name}, not by the story "
+                "model; only the model's lines can be rewritten.")
+    return (f"Line {number} is shared with another branch of the story (it was rewound to "
+            "it), so it stays as it is; press Continue ▶ for a new line after it.")

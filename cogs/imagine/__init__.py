@@ -37,6 +37,8 @@ from bot.images.requests import (
 from bot.prompts import PromptError, suggest_styles
 from cogs.common import is_nsfw
 from cogs.imagine.buttons import ACTIONS, ITEMS, REMIX_FORM, form_values
+from cogs.imagine.journey import JourneyPresenter
+from cogs.imagine.journey_buttons import JOURNEY_ACTIONS, JOURNEY_ITEMS
 from cogs.imagine.presenter import ImaginePresenter
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
     async def cog_load(self) -> None:
         # Jobs restored from the last run continue in their old status messages, and results
         # rendered but never posted (a stop or crash came between) are posted now.
+        await self.presenter.answers.tokens.drop_expired()  # left behind by a crash
         mine = self.images.restored(self.bot.services.restored)
         owed = await self.images.undelivered()
         if mine or owed:
@@ -87,7 +90,10 @@ class ImagineCog(commands.Cog, name="Imagine"):
         private="Only you see the status and the result (default: your /settings)",
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
-    @app_commands.guild_only()
+    # Also installable to a member's own account: then it works in DMs and group DMs,
+    # answering through the interaction alone (cogs/imagine/via_interaction.py).
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def imagine(
         self,
         interaction: discord.Interaction,
@@ -210,5 +216,6 @@ class ImagineCog(commands.Cog, name="Imagine"):
 async def setup(bot: GreenheartBot) -> None:
     presenter = ImaginePresenter(bot, bot.services)
     bot.provide(ACTIONS, presenter)
-    bot.add_dynamic_items(*ITEMS)
+    bot.provide(JOURNEY_ACTIONS, JourneyPresenter(presenter))  # 🎞
+    bot.add_dynamic_items(*ITEMS, *JOURNEY_ITEMS)
     await bot.add_cog(ImagineCog(bot, presenter))

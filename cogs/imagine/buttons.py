@@ -16,10 +16,12 @@ import discord
 
 from bot.client import PartKey
 from bot.db.jobs import JobRecord
-from bot.executor.jobs import ImageMode, ImageParams
+from bot.executor.jobs import ImageMode, ImageParams, ImagineOrigin
+from bot.images.journey import JOURNEY_MODES
 from bot.images.outpaint import Outpaint
 from bot.prompts import StylePreset
 from cogs.common import bot_of
+from cogs.imagine.journey_buttons import JourneyButton, KeepStep, step_labels
 
 JOB = r"(?P<job>[0-9a-f]{6,32})"
 INDEX = r"(?P<index>[0-3])"  # a picture of a job (at most 4 get V/U buttons)
@@ -44,6 +46,7 @@ class ButtonActions(Protocol):
                               job_id: str) -> None: ...
     async def delete(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
     async def cancel(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
+    async def star(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
 
 
 ACTIONS: PartKey[ButtonActions] = PartKey("imagine button actions")
@@ -236,6 +239,21 @@ class Delete(JobButton, action="del"):
         await actions.delete(interaction, self.job_id)
 
 
+class Star(JobButton, action="star"):
+    """⭐ One star per member for the whole result: a press gives it, the next takes it back.
+    The label is the count (none at 0); the click rebuilds it from SQLite (bot/db/stars.py)."""
+
+    emoji = "⭐"
+
+    def __init__(self, job_id: str, index: int = 0, *, row: int | None = None,
+                 stars: int = 0) -> None:
+        super().__init__(job_id, index, row=row)
+        self.item.label = str(stars) if stars else None
+
+    async def act(self, interaction: discord.Interaction[Any], actions: ButtonActions) -> None:
+        await actions.star(interaction, self.job_id)
+
+
 class Cancel(JobButton, action="cancel"):
     emoji = "✖️"
     label = "Cancel"
@@ -321,25 +339,37 @@ class VariationPick(PickMenu, action="pickvar"):
 
 ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     UpscalePick, VariationPick,
-    Reroll, Remix, Upscale, Variation, Info, Delete, Cancel, StyleMenu, Draft, Finalize,
+    Reroll, Remix, Upscale, Variation, Info, Delete, Cancel, StyleMenu, Draft, Finalize, Star,
     *ZOOMS, *PANS)
 
 
 def result_view(record: JobRecord, styles: tuple[StylePreset, ...], *,
-                drafts: bool = False) -> discord.ui.View:
+                drafts: bool = False, stars: int = 0) -> discord.ui.View:
     """🔄 🖌️ ℹ️ 🗑️ (and ⚡ Drafts when a draft model is set up), then U1-U4, V1-V4 and the
     style menu (an upscale has 🖌️ ℹ️ 🗑️); one picture also gets 🔍 Zoom out 1.5× and 2×
-    (row 1) and ⬅️ ➡️ ⬆️ ⬇️ (row 2). Drafts get ✨1-✨4 (finalize) where U1-U4 would be."""
+    (row 1) and ⬅️ ➡️ ⬆️ ⬇️ (row 2). Drafts get ✨1-✨4 (finalize) where U1-U4 would be.
+    Every result but a private one gets ⭐ with its `stars` (row 4); one that a single
+    render made also 🎞 Journey (row 4). A journey has ℹ️ 🗑️ and the keep-a-step menu."""
     job_id, params = record.job.id, record.job.params
     assert isinstance(params, ImageParams)
     view = discord.ui.View(timeout=None)
     count = min(len(record.images), 4)
     upscaled = params.mode is ImageMode.UPSCALE
-    if not upscaled:
+    journey = params.mode is ImageMode.JOURNEY  # 🎞: ℹ️ 🗑️ and the menu that keeps a step
+    if not upscaled and not journey:
         view.add_item(Reroll(job_id, row=0))
-    view.add_item(Remix(job_id, row=0))
+    if not journey:
+        view.add_item(Remix(job_id, row=0))
     view.add_item(Info(job_id, row=0))
     view.add_item(Delete(job_id, row=0))
+    origin = record.job.origin
+    if not (isinstance(origin, ImagineOrigin) and origin.private):  # nobody else sees those
+        view.add_item(Star(job_id, stars=stars, row=4))
+    if journey:
+        view.add_item(KeepStep(job_id, step_labels(record), row=1))
+        return view
+    if params.mode in JOURNEY_MODES:  # 🎞 beside ⭐ (several pictures: a menu asks which)
+        view.add_item(JourneyButton(job_id, row=4))
     if params.draft and not upscaled and len(params.labels) <= 1:
         for i in range(count):
             view.add_item(Finalize(job_id, i, row=1))

@@ -19,7 +19,9 @@ import aiohttp
 import discord
 
 from bot.client import GreenheartBot
+from bot.db.interaction_tokens import InteractionToken, InteractionTokens
 from bot.db.jobs import JobRecord
+from bot.db.stars import StarRepository
 from bot.executor.executor import Refused
 from bot.executor.handle import JobHandle
 from bot.executor.jobs import (
@@ -54,6 +56,7 @@ from cogs.imagine.private import PrivateReplies
 from cogs.imagine.result_message import (
     ResultFile,
     is_sweep,
+    kept_step,
     result_content,
     result_embed,
     result_file,
@@ -66,6 +69,12 @@ from cogs.imagine.status import (
     describe,
     progress_text,
     queued_text,
+)
+from cogs.imagine.via_interaction import (
+    EXPIRED,
+    LATE,
+    InteractionAnswers,
+    answers_through_interaction,
 )
 
 log = logging.getLogger(__name__)
@@ -82,6 +91,12 @@ class ImaginePresenter:
         self.pacer = EditPacer()  # shared by every status message's queue-position edits
         self._tasks: set[asyncio.Task[None]] = set()
         self.private = PrivateReplies(client)  # the tokens that reach private jobs' members
+        # The tokens of jobs the bot can answer only through them (DMs, group DMs).
+        self.answers = InteractionAnswers(
+            client, InteractionTokens(services.db),
+            lifetime_s=services.settings.discord.interaction_token_s,
+            margin_s=services.settings.discord.token_margin_s)
+        self.stars = StarRepository(services.db)  # ⭐ (bot/db/stars.py)
 
     async def close(self) -> None:
         """Stop following jobs (the bot is shutting down; they resume after a restart)."""
@@ -98,7 +113,8 @@ class ImaginePresenter:
         origin = ImagineOrigin(guild_id=interaction.guild_id,
                                channel_id=getattr(channel, "id", None), nsfw=is_nsfw(channel),
                                upload_limit=upload_limit(interaction),
-                               parent_message_id=parent_id, private=private)
+                               parent_message_id=parent_id, private=private,
+                               via_interaction=answers_through_interaction(interaction))
         return self.images.new_job(user.id, getattr(user, "display_name", user.name), params,
                                    origin)
 
@@ -126,12 +142,15 @@ class ImaginePresenter:
     async def start_from_command(self, interaction: discord.Interaction[Any],
                                  job: Job) -> None:
         """Queue and acknowledge in one step: the status message is the interaction reply."""
+        if await self._refused_as_late(interaction, [job]):
+            return
         try:
             handle = await self.images.submit(job)
         except Refused as exc:
             self.images.forget_inputs([job])
             await self.refuse_deferred(interaction, exc.reason)
             return
+        token = await self._keep_token(interaction, [job])
         private = origin_of(job).private
         try:
             message = await self._reply_status(
@@ -144,6 +163,9 @@ class ImaginePresenter:
             log.warning("job %s: its /imagine could not be acknowledged; cancelled", job.id)
             return
         self.images.remember_status(job, message.id)
+        if token is not None:
+            self.follow(handle, self.answers.status(message, token), token)
+            return
         if private:
             self.private.remember(job.id, interaction)
         self.follow(handle, StatusMessage(message, interaction, private=private))
@@ -163,6 +185,8 @@ class ImaginePresenter:
                 "options or a lower repeat, or wait for your jobs to finish; nothing was "
                 "queued.")
             return
+        if await self._refused_as_late(interaction, jobs):
+            return
         handles: list[JobHandle] = []
         try:
             for job in jobs:
@@ -173,6 +197,7 @@ class ImaginePresenter:
             self.images.forget_inputs(jobs[len(handles):])  # cancelled ones go with their rows
             await self.refuse_deferred(interaction, exc.reason)
             return
+        token = await self._keep_token(interaction, jobs)
         first, *rest = handles
         private = origin_of(first.job).private
         try:
@@ -186,6 +211,10 @@ class ImaginePresenter:
             log.warning("a %d-job /imagine could not be acknowledged; cancelled", len(handles))
             return
         self.images.remember_status(first.job, message.id)
+        if token is not None:
+            self.follow(first, self.answers.status(message, token), token)
+            await self._start_more_via_interaction(interaction, rest, len(handles), token)
+            return
         for handle in handles if private else ():
             self.private.remember(handle.job.id, interaction)
         self.follow(first, StatusMessage(message, interaction, private=private))
@@ -216,26 +245,34 @@ class ImaginePresenter:
             self.follow(handle, StatusMessage(status))
 
     async def start_from_button(self, interaction: discord.Interaction[Any],
-                                params: ImageParams) -> None:
+                                params: ImageParams, *,
+                                reply_to: discord.PartialMessage | None = None,
+                                private: bool | None = None) -> None:
         """A button's job: acknowledged silently, its status is a reply to the result the
-        button is on."""
+        button is on (or to `reply_to`, a result picked from an ephemeral menu, whose
+        `private` then says whether that result was private)."""
         refusal = self.images.refusal(params, nsfw_allowed=is_nsfw(interaction.channel))
         if refusal:
             await _ephemeral(interaction, refusal)
             return
-        parent = interaction.message
-        # A button on a private (ephemeral) result makes a private job: only its member
-        # could press it, and its answer must stay theirs.
-        private = bool(parent is not None and parent.flags.ephemeral)
+        parent: discord.Message | discord.PartialMessage | None = reply_to or interaction.message
+        if private is None:
+            # A button on a private (ephemeral) result makes a private job: only its member
+            # could press it, and its answer must stay theirs.
+            clicked = interaction.message
+            private = bool(clicked is not None and clicked.flags.ephemeral)
         job = self.new_job(interaction, params, parent_id=parent.id if parent else None,
                            private=private)
+        if await self._refused_as_late(interaction, [job]):
+            return
         try:
             handle = await self.images.submit(job)
         except Refused as exc:
             await _ephemeral(interaction, exc.reason)
             return
-        if private:
-            await self._start_private_button(interaction, handle)
+        token = await self._keep_token(interaction, [job])
+        if private or token is not None:
+            await self._start_private_button(interaction, handle, token)
             return
         if not interaction.response.is_done():
             await interaction.response.defer()
@@ -259,20 +296,25 @@ class ImaginePresenter:
         self.follow(handle, StatusMessage(status))
 
     async def _start_private_button(self, interaction: discord.Interaction[Any],
-                                    handle: JobHandle) -> None:
-        """The status of a private button job: an ephemeral reply to the click."""
+                                    handle: JobHandle,
+                                    token: InteractionToken | None = None) -> None:
+        """The status of a button job answered through the click's own token: a private
+        one's an ephemeral reply to the click; one where the bot can't post (`token`: a
+        DM, a group DM), a reply to the click that everyone there sees."""
         job = handle.job
         text = queued_text(describe(_image(job)), _first_queued(handle))
         mentions = discord.AllowedMentions.none()
+        ephemeral = origin_of(job).private
         try:
             if interaction.response.is_done():
                 message: Any = await interaction.followup.send(
-                    text, view=cancel_view(job.id), ephemeral=True, wait=True,
+                    text, view=cancel_view(job.id), ephemeral=ephemeral, wait=True,
                     allowed_mentions=mentions)
                 status = StatusMessage(message, interaction, private=True, followup=True)
             else:
                 await interaction.response.send_message(
-                    text, view=cancel_view(job.id), ephemeral=True, allowed_mentions=mentions)
+                    text, view=cancel_view(job.id), ephemeral=ephemeral,
+                    allowed_mentions=mentions)
                 message = await interaction.original_response()
                 status = StatusMessage(message, interaction, private=True)
         except discord.HTTPException:
@@ -280,18 +322,89 @@ class ImaginePresenter:
             log.warning("job %s: its button could not be acknowledged; cancelled", job.id)
             return
         self.images.remember_status(job, message.id)
+        if token is not None:
+            self.follow(handle, self.answers.status(message, token), token)
+            return
         self.private.remember(job.id, interaction)
         self.follow(handle, status)
 
-    def follow(self, handle: JobHandle, status: StatusMessage | None) -> None:
-        task = asyncio.create_task(self._follow(handle, status), name=f"job-{handle.job.id}")
+    # ----- jobs answered only through their interaction (cogs/imagine/via_interaction.py) --
+
+    async def _refused_as_late(self, interaction: discord.Interaction[Any],
+                               jobs: list[Job]) -> bool:
+        """Refuse up front (nothing queued) jobs that depend on the interaction's token
+        and would not be ready while it lives; True when refused."""
+        if not any(origin_of(j).via_interaction or origin_of(j).private for j in jobs):
+            return False
+        refusal = self.answers.refusal(self.images.finish_estimate_s(*jobs), interaction)
+        if refusal is None:
+            return False
+        self.images.forget_inputs(jobs)
+        await self.refuse_deferred(interaction, refusal)
+        return True
+
+    async def _keep_token(self, interaction: discord.Interaction[Any],
+                          jobs: list[Job]) -> InteractionToken | None:
+        """Store the token of jobs answered only through it (before it is used, so that a
+        restart finds it); None for jobs the bot token reaches."""
+        if not origin_of(jobs[0]).via_interaction:
+            return None
+        token = self.answers.token(interaction)
+        for job in jobs:
+            await self.answers.remember(job.id, token)
+        return token
+
+    async def _start_more_via_interaction(self, interaction: discord.Interaction[Any],
+                                          handles: list[JobHandle], total: int,
+                                          token: InteractionToken) -> None:
+        """The other jobs of one command, where the bot can't post: followups of it."""
+        webhook = self.answers.webhook(token)
+        for n, handle in enumerate(handles, start=2):
+            text = (queued_text(describe(_image(handle.job)), _first_queued(handle))
+                    + f"\n-# {n} of {total} jobs from this prompt")
+            try:
+                message = await webhook.send(
+                    text, view=cancel_view(handle.job.id), wait=True,
+                    ephemeral=origin_of(handle.job).private,
+                    allowed_mentions=discord.AllowedMentions.none())
+            except discord.HTTPException as exc:
+                # No status, so no place for its result: don't render it for nobody.
+                log.warning("job %s: no status message (%s); cancelled", handle.job.id, exc)
+                self.images.cancel(handle.job.id, reason="its status could not be posted")
+                continue
+            self.images.remember_status(handle.job, message.id)
+            self.follow(handle, self.answers.status(message, token), token)
+
+    async def _give_up_when_late(self, handle: JobHandle, token: InteractionToken) -> None:
+        """Cancel a job still unfinished when its token is about to expire, while the
+        token can still carry the status saying so (a result for nobody is never made)."""
+        await asyncio.sleep(max(0.0, self.answers.give_up_in_s(token)))
+        if self.images.cancel(handle.job.id, reason=LATE):
+            log.info("job %s: not ready within its interaction token's life; cancelled",
+                     handle.job.id)
+
+    def follow(self, handle: JobHandle, status: StatusMessage | None,
+               token: InteractionToken | None = None) -> None:
+        task = asyncio.create_task(self._follow(handle, status, token),
+                                   name=f"job-{handle.job.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def resume(self, handle: JobHandle) -> None:
         """Pick up a job restored after a restart: edit its old status message, or, if it
-        never got one stored, just deliver its result to its channel."""
-        self.follow(handle, await self._status_of(handle.job))
+        never got one stored, just deliver its result to its channel. One answered only
+        through its interaction goes on while its token lives; else it is cancelled."""
+        job = handle.job
+        if origin_of(job).via_interaction:
+            token = await self.answers.stored(job.id)
+            status = await self._status_of(job)
+            if token is None or status is None or self.answers.give_up_in_s(token) <= 0:
+                self.images.cancel(job.id, reason=EXPIRED)
+                await self.answers.forget(job.id)
+                return
+            self.follow(handle, status, token)
+            return
+        self.follow(handle, await self._status_of(job))
 
     def deliver_owed(self, record: JobRecord) -> None:
         """Post the result of a job rendered before a stop or crash but never delivered."""
@@ -320,6 +433,12 @@ class ImaginePresenter:
 
     async def _status_of(self, job: Job) -> StatusMessage | None:
         origin = origin_of(job)
+        if origin.via_interaction:  # only its stored token reaches it, while it lives
+            token = await self.answers.stored(job.id)
+            if token is None or origin.channel_id is None or origin.status_message_id is None:
+                return None
+            return self.answers.status_by_id(origin.channel_id, origin.status_message_id,
+                                             token)
         if origin.private:  # ephemeral: its token did not survive the restart
             return None
         channel = await self._status_channel(origin.channel_id)
@@ -355,11 +474,18 @@ class ImaginePresenter:
             return None
         return ThrottledEditor(status, self.settings.discord.status_edit_interval, self.pacer)
 
-    async def _follow(self, handle: JobHandle, status: StatusMessage | None) -> None:
+    async def _follow(self, handle: JobHandle, status: StatusMessage | None,
+                      token: InteractionToken | None = None) -> None:
         editor = self._editor(status)
+        late = (asyncio.create_task(self._give_up_when_late(handle, token))
+                if token is not None else None)
         try:
             await self._present(handle, editor, describe(_image(handle.job)))
+            if token is not None:  # finished: nothing needs its token any more
+                await self.answers.forget(handle.job.id)
         finally:  # cancelled at shutdown: no edit may outlive the bot's HTTP session
+            if late is not None:
+                late.cancel()
             if editor is not None:
                 editor.stop()
             self.private.forget(handle.job.id)
@@ -387,7 +513,7 @@ class ImaginePresenter:
             elif isinstance(event, Failed):
                 await editor.close(f"❌ {what}\nFailed: {event.reason}")
             elif isinstance(event, Cancelled):
-                await editor.close(f"✖️ {what}\nCancelled.")
+                await editor.close(f"✖️ {what}\n{event.reason or 'Cancelled.'}")
 
     # ----- delivering a result --------------------------------------------------------------
 
@@ -395,16 +521,20 @@ class ImaginePresenter:
                        what: str, seconds: float) -> None:
         """Post a rendered job's result once (retrying what may pass), store where, and say
         so in the status message; a job whose files could not be written says why."""
-        final = await self._post_once(record, what, seconds)
-        if editor is not None:
+        via = record is not None and origin_of(record.job).via_interaction
+        if via and editor is not None:
+            await editor.quiet()  # the result replaces the status: no edit may land after it
+        final, delivered = await self._post_once(record, what, seconds)
+        if editor is not None and not (via and delivered):
             await editor.close(final)
 
-    async def _post_once(self, record: JobRecord | None, what: str, seconds: float) -> str:
-        """Deliver; returns the status message's last text."""
+    async def _post_once(self, record: JobRecord | None, what: str,
+                         seconds: float) -> tuple[str, bool]:
+        """Deliver; returns the status message's last text, and whether it was delivered."""
         if record is None:  # the store could not write at all (logged there)
-            return f"❌ {what}\nThe pictures were made but could not be saved."
+            return f"❌ {what}\nThe pictures were made but could not be saved.", False
         if record.state is JobState.FAILED:
-            return f"❌ {what}\nFailed: {record.reason or 'unknown error'}"
+            return f"❌ {what}\nFailed: {record.reason or 'unknown error'}", False
         job = record.job
         try:
             message = await self._post_result(record, seconds)
@@ -412,9 +542,16 @@ class ImaginePresenter:
             log.error("job %s: its result could not be posted: %s", job.id, exc.reason)
             await self.images.mark_undeliverable(
                 job.id, f"The result could not be posted ({exc.reason}).")
-            return f"❌ {what}\nThe pictures were made but could not be posted ({exc.reason})."
+            return (f"❌ {what}\nThe pictures were made but could not be posted "
+                    f"({exc.reason})."), False
         await self.images.mark_delivered(job.id, message.channel.id, message.id)
-        return f"✅ {what}\nDone in {seconds:.1f} s → {message.jump_url}"
+        return f"✅ {what}\nDone in {seconds:.1f} s → {message.jump_url}", True
+
+    async def post_finished(self, record: JobRecord, what: str) -> tuple[str, bool]:
+        """Post a job recorded finished without a run (🎞 a kept step), once; returns what
+        happened, for the member, and whether it was delivered."""
+        self._delivering()
+        return await self._post_once(record, what, 0.0)
 
     async def _post_result(self, record: JobRecord, seconds: float) -> discord.Message:
         job = record.job
@@ -427,7 +564,8 @@ class ImaginePresenter:
         upload = await asyncio.to_thread(result_file, job, result,
                                          upload_limit=origin.upload_limit, spoiler=spoiler)
         embed = result_embed(job, result, upload.filename, seconds)
-        view = result_view(record, self.settings.image.styles, drafts=self.images.drafts)
+        step = kept_step(record)  # a 🎞 kept step says which step it shows
+        view = self._result_view(record)
         parent_id = origin.parent_message_id or origin.status_message_id
         # A style sweep also attaches each preset's own picture, with its own PNG info.
         gallery: list[list[ResultFile]] = []
@@ -439,9 +577,17 @@ class ImaginePresenter:
                             exc)
         first = gallery[0] if gallery else []
 
+        token = await self.answers.stored(job.id) if origin.via_interaction else None
+
         async def post() -> discord.Message:
+            if origin.via_interaction:  # the status's final edit, through the token alone
+                return await self._answer_result(job, token, {
+                    "content": result_content(job, step), "embed": embed, "view": view,
+                    "attachments": [discord.File(io.BytesIO(upload.data),
+                                                 filename=upload.filename),
+                                    *_files(first, spoiler)]})
             if origin.private:  # never in the channel: an ephemeral followup, or a DM
-                return await self.private.send(job.id, job.user_id, result_content(job),
+                return await self.private.send(job.id, job.user_id, result_content(job, step),
                                                lambda: {"embed": embed, "view": view,
                                                         "files": [discord.File(
                                                             io.BytesIO(upload.data),
@@ -454,7 +600,7 @@ class ImaginePresenter:
                                                  fail_if_not_exists=False) if parent_id else None
             # New Files each try: a failed upload has consumed the last one's streams.
             return await channel.send(  # type: ignore[no-any-return]
-                result_content(job), embed=embed, view=view, reference=reference,
+                result_content(job, step), embed=embed, view=view, reference=reference,
                 files=[discord.File(io.BytesIO(upload.data), filename=upload.filename),
                        *_files(first, spoiler)],
                 nonce=result_nonce(job.id), allowed_mentions=discord.AllowedMentions.none())
@@ -463,11 +609,38 @@ class ImaginePresenter:
                                 give_up_after=self.settings.discord.delivery_retry_s,
                                 on_retry=self.metrics.delivery_retried)
         for part, files in enumerate(gallery[1:], start=2):
-            if origin.private:
+            if origin.via_interaction:
+                await self._post_more_via_interaction(job, token, part, files, spoiler)
+            elif origin.private:
                 await self._post_more_privately(job, part, files, spoiler)
             else:
                 await self._post_more(message, job, part, files, spoiler)
         return message
+
+    async def _answer_result(self, job: Job, token: InteractionToken | None,
+                             fields: dict[str, Any]) -> discord.Message:
+        """A result where the bot can't post: its status message, edited into it through
+        the interaction's token (an edit: a retry never makes a second result)."""
+        origin = origin_of(job)
+        if token is None or origin.channel_id is None or origin.status_message_id is None:
+            raise DeliveryFailed("Discord's 15 minutes for answering here were over")
+        status = self.answers.status_by_id(origin.channel_id, origin.status_message_id, token)
+        return await status.replace(**fields)
+
+    async def _post_more_via_interaction(self, job: Job, token: InteractionToken | None,
+                                         part: int, files: list[ResultFile],
+                                         spoiler: bool) -> None:
+        """A sweep's further pictures where the bot can't post: followups (best effort:
+        a followup takes no nonce, so it is not retried; the grid shows them all)."""
+        if token is None:
+            return
+        try:
+            await self.answers.webhook(token).send(
+                f"-# 🎨 More styles of **{_subject(job)}** (part {part})",
+                files=_files(files, spoiler), wait=True, ephemeral=origin_of(job).private,
+                allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:
+            log.warning("job %s: part %d of its pictures was not sent: %s", job.id, part, exc)
 
     async def _post_more_privately(self, job: Job, part: int, files: list[ResultFile],
                                    spoiler: bool) -> None:
@@ -630,10 +803,43 @@ class ImaginePresenter:
             await self.images.delete(job_id)
         if interaction.message is not None:
             try:
-                await interaction.message.delete()
+                if interaction.message.flags.ephemeral or answers_through_interaction(
+                        interaction):
+                    # The bot token can't reach it: after the deferred update, the click's
+                    # "original response" is the message the button is on.
+                    await interaction.delete_original_response()
+                else:
+                    await interaction.message.delete()
             except discord.HTTPException as exc:
                 await interaction.followup.send(f"Could not delete the message: {exc.text}",
                                                 ephemeral=True)
+
+    def _result_view(self, record: JobRecord, stars: int = 0) -> discord.ui.View:
+        """A result's buttons: the same when posted and when ⭐ rebuilds them."""
+        return result_view(record, self.settings.image.styles, drafts=self.images.drafts,
+                           stars=stars)
+
+    async def star(self, interaction: discord.Interaction[Any], job_id: str) -> None:
+        """⭐ Give the member's star, or take it back; their own picture too (a member has
+        one star per result, so it weighs no more than anyone's). The count on the button is
+        updated in place (the message's pictures are left as they are)."""
+        try:
+            record = await self.images.usable(job_id)
+        except ImageJobError as exc:
+            await _ephemeral(interaction, exc.reason)
+            return
+        origin = origin_of(record.job)
+        if origin.private:  # never shown to anyone else: no ⭐ on it, nothing to rank
+            await _ephemeral(interaction, "A private picture can't be starred.")
+            return
+        starred = await self.stars.toggle(job_id, interaction.user.id,
+                                          guild_id=origin.guild_id,
+                                          channel_id=origin.channel_id or record.channel_id)
+        if starred is None:  # deleted between the look-up and the star
+            await _ephemeral(interaction, "That picture's job is no longer stored (it was "
+                             "deleted), so this button can't do anything any more.")
+            return
+        await interaction.response.edit_message(view=self._result_view(record, starred.count))
 
     async def cancel(self, interaction: discord.Interaction[Any], job_id: str) -> None:
         job = self.images.unfinished(job_id)

@@ -10,11 +10,12 @@ import discord
 from bot.db.jobs import JobRecord
 from bot.executor.jobs import ImageMode, ImageParams, ImageResult, Job
 from bot.images.files import grid_file
+from bot.images.journey import journey_webp, step_of
 from bot.images.outpaint import Outpaint
 
 EMBED_COLOUR = discord.Colour.from_rgb(67, 181, 129)  # green, for the heart
 MODE_TITLES = {ImageMode.TXT2IMG: "", ImageMode.VARIATION: "Variations of ",
-               ImageMode.UPSCALE: "Upscaled "}
+               ImageMode.UPSCALE: "Upscaled ", ImageMode.JOURNEY: "🎞️ The journey of "}
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,12 @@ class ResultFile:
 
 
 def result_file(job: Job, result: ImageResult, *, upload_limit: int, spoiler: bool) -> ResultFile:
-    """The grid (or the single image) as one upload under the channel's size limit."""
-    data, extension = grid_file(job, result, upload_limit)
+    """The grid (or the single image) as one upload under the channel's size limit; a 🎞
+    journey's frames as an animated WebP."""
+    if isinstance(job.params, ImageParams) and job.params.mode is ImageMode.JOURNEY:
+        data, extension = journey_webp([g.image for g in result.images], upload_limit), "webp"
+    else:
+        data, extension = grid_file(job, result, upload_limit)
     name = f"greenheart-{job.id}.{extension}"
     return ResultFile(data, f"SPOILER_{name}" if spoiler else name)
 
@@ -67,10 +72,22 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def result_content(job: Job) -> str:
+def kept_step(record: JobRecord) -> str:
+    """The step ("step N/M") a 🎞 kept step's one picture shows; "" for any other result."""
+    params = record.job.params
+    if not isinstance(params, ImageParams) or params.mode is ImageMode.JOURNEY \
+            or len(record.images) != 1:
+        return ""
+    return record.images[0].label if step_of(record.images[0].label) else ""
+
+
+def result_content(job: Job, step: str = "") -> str:
+    """The result's text; `step`: a kept step's ("step N/M", see `kept_step`)."""
     params = job.params
     assert isinstance(params, ImageParams)
     title = MODE_TITLES.get(params.mode, "")
+    if step:
+        title = f"🎞️ {step[0].upper()}{step[1:]} of "
     if params.mode is ImageMode.OUTPAINT:
         title = f"{Outpaint.of(params).done}: "
     elif params.mode is ImageMode.IMG2IMG and params.source_job:
@@ -79,6 +96,8 @@ def result_content(job: Job) -> str:
         title = "⚡ Drafts of "
     index = f" (image {params.source_index + 1})" if params.mode is not ImageMode.TXT2IMG else ""
     note = ""
+    if params.mode is ImageMode.JOURNEY:
+        note = "\n-# Each frame is what the model expected the picture to become at that step."
     if params.draft and params.mode is ImageMode.TXT2IMG:
         note = "\n✨ Press ✨ and a number to finalize that draft with the full model."
     if params.styles_left_out:  # a capped "all styles" sweep (image.max_sweep)

@@ -38,6 +38,8 @@ def describe(params: ImageParams) -> str:
         return f"Variations of image {params.source_index + 1} of **{subject}**"
     if params.mode is ImageMode.OUTPAINT:
         return f"{Outpaint.of(params).doing}: image {params.source_index + 1} of **{subject}**"
+    if params.mode is ImageMode.JOURNEY:
+        return f"🎞️ The journey of image {params.source_index + 1} of **{subject}**"
     style = f" · {params.style}" if params.style else ""
     return f"**{subject}**{style}"
 
@@ -220,6 +222,13 @@ class ThrottledEditor:
         if state.view is not None:
             fields["view"] = state.view
         await self.status.edit(**fields)
+
+    async def quiet(self) -> None:
+        """Stop the updates and wait for the one in flight (what comes next replaces the
+        message, and no late status edit may land on top of it)."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
     async def close(self, content: str) -> None:
         """Stop the updates and show a final state at once (no preview, no buttons)."""

@@ -1,4 +1,5 @@
-"""/story: threads where the story model and members write lines, every line illustrated."""
+"""/story: threads where the story model and members write lines, every line illustrated;
+in a DM or group DM, the conversation itself."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from discord.ext import commands
 from bot.client import GreenheartBot
 from bot.prompts import suggest_styles
 from bot.story import MAX_LINE_CHARS, MAX_TITLE_CHARS
+from bot.story.cast_options import MAX_LOOK_CHARS, MAX_NAME_CHARS
 from cogs.story.actions import StoryActions
+from cogs.story.branch_view import BRANCH_ITEMS
 from cogs.story.buttons import ACTIONS, ITEMS
+from cogs.story.cast import RAW_LOOK_CHARS, RAW_NAME_CHARS, StoryCast
+from cogs.story.choice_view import CHOICE_ITEMS
 from cogs.story.publish import StoryPublisher
 
 # Discord checks these lengths before the bot sees the command; the bot re-checks after
@@ -19,13 +24,22 @@ RAW_LINE_CHARS = 2000
 
 
 class StoryCog(commands.Cog, name="Story"):
-    story = app_commands.Group(name="story", description="Write an illustrated story together",
-                               guild_only=True)
+    # In servers a story is a thread; in DMs and group DMs (the bot is not in them) it is
+    # told in the conversation, through the interactions alone (cogs/story/conversation.py).
+    story = app_commands.Group(
+        name="story", description="Write an illustrated story together",
+        allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True,
+                                                        private_channel=True),
+        allowed_installs=app_commands.AppInstallationType(guild=True, user=True))
+    # Discord allows one level of groups: /story cast add · remove · list.
+    cast = app_commands.Group(name="cast", description="The story's characters: lines that "
+                              "name one show their look", parent=story)
 
     def __init__(self, bot: GreenheartBot, actions: StoryActions) -> None:
         self.bot = bot
         self.actions = actions
         self.publisher = StoryPublisher(bot.services)
+        self.casting = StoryCast(bot.services)
 
     async def cog_load(self) -> None:
         # Runs before the gateway connects: turns for unfinished work are taken before any
@@ -67,6 +81,11 @@ class StoryCog(commands.Cog, name="Story"):
     async def export(self, interaction: discord.Interaction) -> None:
         await self.actions.export(interaction)
 
+    @story.command(name="branches", description="This thread's story's branches (⏪ Rewind "
+                   "makes them); switch between them")
+    async def branches(self, interaction: discord.Interaction) -> None:
+        await self.actions.branches(interaction)
+
     @story.command(name="list", description="This server's stories, with links")
     async def list_stories(self, interaction: discord.Interaction) -> None:
         await self.actions.list_stories(interaction)
@@ -76,6 +95,33 @@ class StoryCog(commands.Cog, name="Story"):
     async def publish(self, interaction: discord.Interaction) -> None:
         await self.publisher.publish(interaction)
 
+    @cast.command(name="add", description="Add a character to this thread's story, or give "
+                  "one a new look")
+    @app_commands.describe(
+        name=f'As lines write it, e.g. "Mira" (up to {MAX_NAME_CHARS} characters)',
+        look=f'How they look, e.g. "a tall woman with red hair" (up to {MAX_LOOK_CHARS})',
+    )
+    async def cast_add(self, interaction: discord.Interaction,
+                       name: app_commands.Range[str, 1, RAW_NAME_CHARS],
+                       look: app_commands.Range[str, 1, RAW_LOOK_CHARS]) -> None:
+        await self.casting.add(interaction, name, look)
+
+    @cast.command(name="remove", description="Take a character out of this thread's story")
+    @app_commands.describe(name="The character's name")
+    async def cast_remove(self, interaction: discord.Interaction,
+                          name: app_commands.Range[str, 1, RAW_NAME_CHARS]) -> None:
+        await self.casting.remove(interaction, name)
+
+    @cast.command(name="list", description="This thread's story's characters and their looks")
+    async def cast_list(self, interaction: discord.Interaction) -> None:
+        await self.casting.show(interaction)
+
+    @cast_add.autocomplete("name")
+    @cast_remove.autocomplete("name")
+    async def cast_name_autocomplete(self, interaction: discord.Interaction,
+                                     current: str) -> list[app_commands.Choice[str]]:
+        return await self.casting.name_choices(interaction, current)
+
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         await self.actions.on_message(message)
@@ -84,5 +130,5 @@ class StoryCog(commands.Cog, name="Story"):
 async def setup(bot: GreenheartBot) -> None:
     actions = StoryActions(bot, bot.services)
     bot.provide(ACTIONS, actions)
-    bot.add_dynamic_items(*ITEMS)
+    bot.add_dynamic_items(*ITEMS, *CHOICE_ITEMS, *BRANCH_ITEMS)
     await bot.add_cog(StoryCog(bot, actions))

@@ -31,6 +31,18 @@ class StoryButtonActions(Protocol):
                       number: int) -> None: ...
     async def redraw(self, interaction: discord.Interaction[Any], story_id: int,
                      number: int) -> None: ...
+    async def rewind(self, interaction: discord.Interaction[Any], story_id: int,
+                     number: int) -> None: ...
+    async def rewind_confirmed(self, interaction: discord.Interaction[Any], story_id: int,
+                               number: int, branch: int) -> None: ...
+    async def switch_branch(self, interaction: discord.Interaction[Any], story_id: int,
+                            branch: int) -> None: ...
+    async def browse(self, interaction: discord.Interaction[Any], story_id: int, number: int,
+                     idx: int) -> None: ...
+    async def keep(self, interaction: discord.Interaction[Any], story_id: int, number: int,
+                   idx: int) -> None: ...
+    async def more(self, interaction: discord.Interaction[Any], story_id: int,
+                   number: int) -> None: ...
 
 
 ACTIONS: PartKey[StoryButtonActions] = PartKey("story button actions")
@@ -104,18 +116,29 @@ class Redraw(StoryButton, action="redraw", per_line=True):
         await actions.redraw(interaction, self.story_id, self.number)
 
 
-ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (Continue, Rewrite, Redraw)
+class Rewind(StoryButton, action="rewind", per_line=True):
+    label = "⏪"
+
+    async def act(self, interaction: discord.Interaction[Any],
+                  actions: StoryButtonActions) -> None:
+        await actions.rewind(interaction, self.story_id, self.number)
+
+
+ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (Continue, Rewrite, Redraw, Rewind)
 
 
 def line_view(story: Story, line: StoryLine, *, latest: bool) -> discord.ui.View | None:
-    """Continue ▶ and ↻ Rewrite (model lines) on the latest line, 🎨 Redraw on all.
-    An ended story's lines have no buttons."""
+    """Continue ▶ and ↻ Rewrite (model lines) on the latest line, 🎨 Redraw on all, ⏪
+    (rewind the story to this line) on the others: one row of at most four. An ended
+    story's lines have no buttons."""
     if not story.open:
         return None
     view = discord.ui.View(timeout=None)
     if latest:
         view.add_item(Continue(story.id, line.number))
-        if line.by_model:
+        if line.by_model and line.branch == story.branch:  # a shared line stays as it is
             view.add_item(Rewrite(story.id, line.number))
     view.add_item(Redraw(story.id, line.number))
+    if not latest:
+        view.add_item(Rewind(story.id, line.number))
     return view

@@ -16,6 +16,8 @@ def line_content(story: Story, line: StoryLine) -> str:
     """A posted line: number, text, and a small byline; always within MESSAGE_LIMIT."""
     by = (f"✍️ {model_label(line.model)} for {line.author.name}" if line.by_model
           else f"🖋️ {line.author.name}")
+    if line.by_model and line.chosen_by is not None and line.chosen_by.id != line.author.id:
+        by += f" · chosen by {line.chosen_by.name}"
     if line.revision:
         by += f" · rewritten ×{line.revision}"
     if line.image_error:

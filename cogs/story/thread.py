@@ -2,10 +2,12 @@
 rewrite or redraw), their buttons, the export, and errors everyone should see.
 
 Sent through the thread with the bot token, never the interaction token: a line may wait in
-the queue for longer than an interaction token lives. Line posts and exports go through
-`cogs.delivery.deliver` (transient failures are retried) with a nonce derived from what they
-show, so a retry, or a repost after a restart that came between the post and its record,
-returns the message Discord already made instead of making a twin.
+the queue for longer than an interaction token lives. A story told in a DM or group DM has
+no thread: there `channel` is its `Conversation` (cogs/story/conversation.py), which sends
+and edits through the interaction that asked (`answers`, by story) instead. Line posts and
+exports go through `cogs.delivery.deliver` (transient failures are retried) with a nonce
+derived from what they show, so a retry, or a repost after a restart that came between the
+post and its record, returns the message Discord already made instead of making a twin.
 """
 
 from __future__ import annotations
@@ -19,12 +21,17 @@ from collections.abc import Callable, Sequence
 
 import discord
 
+from bot.db.interaction_tokens import InteractionTokens
 from bot.db.jobs import JobRepository
 from bot.story import Story, StoryLine, StoryRepository
+from bot.story.choices import ChoiceRepository
 from bot.story.export import ExportFile, authors
+from bot.story.models import Choice
 from cogs.common import is_nsfw
-from cogs.delivery import deliver
+from cogs.delivery import DeliveryFailed, deliver
 from cogs.story.buttons import line_view
+from cogs.story.choice_view import choice_content, choice_view
+from cogs.story.conversation import Answer, Conversation
 from cogs.story.messages import ended_content, line_content
 
 log = logging.getLogger(__name__)
@@ -33,13 +40,22 @@ NO_PINGS = discord.AllowedMentions.none()
 NONCE_CHARS = 25  # Discord's limit
 
 
-def line_nonce(story_id: int, number: int, revision: int, replacing: int | None = None) -> str:
+def line_nonce(story_id: int, number: int, revision: int, replacing: int | None = None,
+               branch: int = 1) -> str:
     """The same for every try of posting one version of one line; a post that replaces a
-    deleted message (`replacing` its id) gets its own, so Discord cannot answer with that."""
+    deleted message (`replacing` its id) gets its own, so Discord cannot answer with that.
+    A line of a later branch gets its own too: its number was another line's before."""
     plain = f"gh:l{story_id}.{number}.{revision}"
-    if replacing is None and len(plain) <= NONCE_CHARS:
+    if replacing is None and branch == 1 and len(plain) <= NONCE_CHARS:
         return plain
-    return "gh:l" + _digest(f"{story_id}.{number}.{revision}.{replacing}")
+    return "gh:l" + _digest(f"{story_id}.{number}.{revision}.{replacing}"
+                            + (f".b{branch}" if branch != 1 else ""))
+
+
+def choice_nonce(choice: Choice, replacing: int | None = None) -> str:
+    """The same for every try of posting one choice (named by its first job)."""
+    return "gh:c" + _digest(f"{choice.story_id}.{choice.branch}.{choice.number}."
+                            f"{choice.candidates[0].job_id}.{replacing}")
 
 
 def export_nonce(story: Story, lines: Sequence[StoryLine]) -> str:
@@ -58,14 +74,22 @@ def _digest(text: str) -> str:
 class StoryThread:
     def __init__(self, client: discord.Client, stories: StoryRepository,
                  jobs: JobRepository, *, retry_s: float = 3600.0,
-                 on_retry: Callable[[], None] | None = None) -> None:
+                 on_retry: Callable[[], None] | None = None,
+                 tokens: InteractionTokens | None = None) -> None:
         self.client = client
         self.stories = stories
         self.jobs = jobs
+        self.tokens = tokens or InteractionTokens(stories.db)
+        # A conversation story's operation in progress: the interaction it answers through.
+        self.answers: dict[int, Answer] = {}
         self.retry_s = retry_s  # how long a line post is retried (discord.delivery_retry_s)
         self.on_retry = on_retry  # told of each post tried again (the metrics count them)
 
-    def channel(self, story: Story) -> discord.PartialMessageable | None:
+    def channel(self, story: Story) -> discord.PartialMessageable | Conversation | None:
+        if story.in_conversation:
+            assert story.channel_id is not None
+            return Conversation(self.client, story.channel_id, self.answers.get(story.id),
+                                self.tokens)
         if story.thread_id is None:
             return None
         # A partial messageable needs no cache or fetch, so it works right after a restart.
@@ -102,8 +126,10 @@ class StoryThread:
                 await self._delivered(line, thread.id, line.message_id)
                 if shown is not None:
                     shown()
+                if latest and line.number > 1 and _new_in_its_choice(line):
+                    await self.retire(current, line.number - 1)
                 return
-        nonce = line_nonce(story.id, line.number, line.revision, line.message_id)
+        nonce = line_nonce(story.id, line.number, line.revision, line.message_id, line.branch)
 
         async def post() -> discord.Message:
             # A new File each try: a failed upload has consumed the last one's stream.
@@ -125,6 +151,71 @@ class StoryThread:
         for job_id in (line.text_job_id, line.image_job_id):
             if job_id:
                 await self.jobs.mark_delivered(job_id, thread_id, message_id)
+
+    async def publish_choice(self, story: Story, choice: Choice, job_id: str,
+                             writing: int | None, choices: ChoiceRepository) -> None:
+        """Show the choice: in its message (edited), else in the job's writing message
+        (recorded as the choice's first), else in a new post; then its job is delivered."""
+        thread = self.channel(story)
+        if thread is None:
+            return
+        content, view = choice_content(choice), choice_view(choice)
+        message_id = choice.message_id
+        if message_id is None and writing is not None:
+            await choices.set_message(story.id, writing)
+            message_id = writing
+        what = f"the choice for line {choice.number} of story {story.id}"
+        replacing = message_id  # a new post must not be answered with a deleted message
+        if message_id is not None:
+            old = thread.get_partial_message(message_id)
+
+            async def edit() -> bool:
+                try:
+                    await old.edit(content=content, view=view, attachments=[],
+                                   allowed_mentions=NO_PINGS)
+                except discord.NotFound:
+                    return False
+                return True
+
+            if not await deliver(edit, what=what, give_up_after=self.retry_s,
+                                 on_retry=self.on_retry):
+                message_id = None
+        if message_id is None:
+            nonce = choice_nonce(choice, replacing)
+
+            async def post() -> discord.Message:
+                return await thread.send(content, view=view, nonce=nonce,
+                                         allowed_mentions=NO_PINGS)
+
+            message_id = (await deliver(post, what=what, give_up_after=self.retry_s,
+                                        on_retry=self.on_retry)).id
+            await choices.set_message(story.id, message_id)
+        await self.jobs.mark_delivered(job_id, thread.id, message_id)
+
+    async def end_choice(self, story: Story, choice: Choice, why: str) -> None:
+        """A choice that ended without a kept line: its message says so, without buttons."""
+        thread = self.channel(story)
+        if thread is None or choice.message_id is None:
+            return
+        try:
+            await thread.get_partial_message(choice.message_id).edit(
+                content=f"🪄 ~~Line {choice.number}~~: no candidate was kept ({why}).",
+                view=None, allowed_mentions=NO_PINGS)
+        except discord.HTTPException:
+            log.warning("could not close the choice message of story %d", story.id)
+
+    async def set_buttons(self, story: Story, line: StoryLine, *, latest: bool | None) -> None:
+        """Redraw a line's buttons: as the latest line, as an older one, or (None) none at
+        all (a line the story no longer tells: it was rewound, or another branch is told)."""
+        thread = self.channel(story)
+        if line.message_id is None or thread is None:
+            return
+        view = None if latest is None else line_view(story, line, latest=latest)
+        try:
+            await thread.get_partial_message(line.message_id).edit(view=view)
+        except discord.HTTPException:
+            log.warning("could not update the buttons of line %d of story %d", line.number,
+                        story.id)
 
     async def retire(self, story: Story, number: int) -> None:
         """The buttons of a line that is no longer the latest: only 🎨 Redraw stays (none
@@ -165,7 +256,7 @@ class StoryThread:
             return
         try:
             await thread.send(text, allowed_mentions=NO_PINGS)
-        except discord.HTTPException:
+        except (discord.HTTPException, DeliveryFailed):
             log.exception("could not say something in the thread of story %d", story.id)
 
     async def show_typing(self, story: Story) -> None:
@@ -177,6 +268,11 @@ class StoryThread:
 
     def _nsfw(self, story: Story) -> bool:
         return is_nsfw(self.client.get_channel(story.channel_id)) if story.channel_id else False
+
+
+def _new_in_its_choice(line: StoryLine) -> bool:
+    """A kept candidate shown for the first time, in its choice's message: a new line."""
+    return line.chosen_by is not None and not line.revision and not line.redraws
 
 
 async def _picture(line: StoryLine, *, spoiler: bool) -> Callable[[], discord.File] | None:

@@ -100,6 +100,7 @@ DM_PERMISSIONS = (
 class ChannelType(enum.IntEnum):
     GUILD_TEXT = 0
     DM = 1
+    GROUP_DM = 3
     PUBLIC_THREAD = 11
     PRIVATE_THREAD = 12
 
@@ -254,8 +255,10 @@ class Overwrite:
 
 @dataclass
 class Channel:
-    """A guild text channel, a thread (``type`` 11/12, with ``parent_id``), or the bot's
-    DM with one user (``type`` 1, ``guild_id`` 0, with ``recipient_id``)."""
+    """A guild text channel, a thread (``type`` 11/12, with ``parent_id``), the bot's
+    DM with one user (``type`` 1, ``guild_id`` 0, with ``recipient_id``), or a group DM
+    of users (``type`` 3, ``guild_id`` 0, with ``recipient_ids``) that the bot is not in:
+    only a user-installed app reaches it, through interactions."""
 
     id: int
     guild_id: int
@@ -280,10 +283,21 @@ class Channel:
     total_message_sent: int = 0
     member_ids: set[int] = field(default_factory=set)
     recipient_id: int | None = None  # DMs only
+    recipient_ids: list[int] = field(default_factory=list)  # group DMs only
+    owner_user_id: int | None = None  # group DMs: who made it
 
     @property
     def is_dm(self) -> bool:
         return self.type == ChannelType.DM
+
+    @property
+    def is_group_dm(self) -> bool:
+        return self.type == ChannelType.GROUP_DM
+
+    @property
+    def is_private(self) -> bool:
+        """Outside any guild: a DM or a group DM."""
+        return self.type in (ChannelType.DM, ChannelType.GROUP_DM)
 
     @property
     def is_thread(self) -> bool:

@@ -79,6 +79,9 @@ _ALLOWED_CALLBACKS = {
 }
 _SELECT_TYPES = {3, 5, 6, 7, 8}
 _TRUE = ("1", "true", "True")
+# What a user-installed app may do where its bot is not (a group DM, a guild without it):
+# answer interactions with messages, embeds and files.
+USER_APP_PERMISSIONS = Perm.SEND_MESSAGES | Perm.EMBED_LINKS | Perm.ATTACH_FILES
 
 # A file given to a user action: (filename, bytes) or (filename, bytes, content_type).
 FileSpec = tuple[str, bytes] | tuple[str, bytes, str]
@@ -299,16 +302,27 @@ class DiscordDouble:
         everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
         id: int | None = None,
+        with_bot: bool = True,
     ) -> Guild:
         """A guild with @everyone, an owner (a fresh user unless given: owners bypass all
-        permission checks, so don't act as one) and the bot holding a managed role."""
+        permission checks, so don't act as one) and the bot holding a managed role
+        (``with_bot=False``: a guild the bot is not in, where members reach the app only
+        as one they installed to their account)."""
         return self.world.add_guild(
             name,
             owner_id=owner_id,
             everyone_permissions=everyone_permissions,
             bot_permissions=bot_permissions,
             id=id,
+            with_bot=with_bot,
         )
+
+    def add_group_dm(
+        self, owner_id: int, recipient_ids: Iterable[int], *, name: str | None = None
+    ) -> Channel:
+        """A group DM (the bot is not in it; interactions from it carry context 2). Act
+        in it with guild id 0: ``invoke_slash(0, gdm.id, user_id, ...)``."""
+        return self.world.add_group_dm(owner_id, recipient_ids, name=name)
 
     def add_role(
         self, guild_id: int, name: str, permissions: int, *, id: int | None = None
@@ -1132,7 +1146,7 @@ class DiscordDouble:
         message = Message(
             id=snowflake(),
             channel_id=channel.id,
-            guild_id=None if channel.is_dm else channel.guild_id,
+            guild_id=None if channel.is_private else channel.guild_id,
             author_id=author_id,
             content=body.get("content") or "",
             flags=int(flags),
@@ -1177,7 +1191,7 @@ class DiscordDouble:
             "id": str(rec.id),
             "type": rec.type,
             "user": self.world.users[rec.user_id].payload(),
-            "authorizing_integration_owners": {"0": str(rec.guild_id)},
+            "authorizing_integration_owners": rec.payload["authorizing_integration_owners"],
         }
         if rec.type == APPLICATION_COMMAND:
             metadata.update(name=rec.name, command_type=1)
@@ -1622,6 +1636,7 @@ class DiscordDouble:
     # ----- acting as a user ------------------------------------------------------------------
 
     def _find_command(self, guild_id: int, name: str, kind: int = 1) -> JSON:
+        # Outside guilds (guild id 0) only global commands exist.
         for table in (self.world.guild_commands.get(guild_id, {}), self.world.global_commands):
             for command in table.values():
                 if command["name"] == name and command.get("type", 1) == kind:
@@ -1629,7 +1644,33 @@ class DiscordDouble:
         known = sorted(c["name"] for c in [*self.commands(), *self.commands(guild_id)])
         raise LookupError(f"/{name} is not registered (synced commands: {known})")
 
+    def _context(self, channel: Channel, user_id: int) -> tuple[int, JSON]:
+        """(interaction context, authorizing_integration_owners) of an interaction from
+        ``channel``: 0 in a guild (through the guild's install when the bot is in it,
+        else through the user's own), 1 the bot's DM, 2 a group DM (both through the
+        user's install)."""
+        if channel.is_private:
+            return (1 if channel.is_dm else 2), {"1": str(user_id)}
+        if self.bot_user.id in self.world.guilds[channel.guild_id].members:
+            return 0, {"0": str(channel.guild_id)}
+        return 0, {"1": str(user_id)}
+
     def _check_available(self, command: JSON, channel: Channel, user_id: int) -> None:
+        # Discord offers a command only in its contexts (none given: all of them), and
+        # only through an installation type it lists (none given: the guild install).
+        context, owners = self._context(channel, user_id)
+        contexts = command.get("contexts")
+        if contexts is None and command.get("dm_permission") is False:
+            contexts = [0, 2]  # the older flag: not in the bot's DM
+        if contexts is not None and context not in contexts:
+            where = ("guilds", "the bot's DM", "group DMs")[context]
+            raise CommandUnavailable(f"/{command['name']} is not available in {where}")
+        installs = command.get("integration_types") or [0]
+        if not any(int(kind) in installs for kind in owners):
+            raise CommandUnavailable(
+                f"/{command['name']} is not installed here (integration types {installs})")
+        if channel.is_private:
+            return
         perms = self.world.permissions_in(channel.id, user_id)
         required = command.get("default_member_permissions")
         if not perms & Perm.USE_APPLICATION_COMMANDS:
@@ -1643,9 +1684,6 @@ class DiscordDouble:
             raise CommandUnavailable(
                 f"/{command['name']} is age-restricted and this channel is not NSFW"
             )
-        contexts = command.get("contexts")
-        if contexts is not None and 0 not in contexts:
-            raise CommandUnavailable(f"/{command['name']} is not available in guilds")
 
     def _channel_nsfw(self, channel: Channel) -> bool:
         parent = self.world.channels.get(channel.parent_id) if channel.parent_id else channel
@@ -1676,7 +1714,7 @@ class DiscordDouble:
     ) -> JSON:
         """One option as the Discord client would send it, checked against its spec."""
         name, kind = spec["name"], spec["type"]
-        guild = self.world.guilds[channel.guild_id]
+        guild = self.world.guilds.get(channel.guild_id)  # None in DMs and group DMs
         if kind in (6, 7, 8, 9, 11):
             if kind == 11:
                 value = self._user_file(value, channel)
@@ -1685,13 +1723,13 @@ class DiscordDouble:
             target = int(getattr(value, "id", value))
             if kind in (6, 9) and target in self.world.users:
                 resolved.setdefault("users", {})[str(target)] = self.world.users[target].payload()
-                member = guild.members.get(target)
+                member = guild.members.get(target) if guild is not None else None
                 if member is not None:
                     permissions = self.world.permissions_in(channel.id, target)
                     resolved.setdefault("members", {})[str(target)] = member.payload(
                         permissions=permissions
                     )
-            elif kind in (8, 9) and target in guild.roles:
+            elif kind in (8, 9) and guild is not None and target in guild.roles:
                 resolved.setdefault("roles", {})[str(target)] = guild.roles[target].payload()
             elif kind == 7 and target in self.world.channels:
                 resolved_channel = self.world.channels[target]
@@ -1785,38 +1823,55 @@ class DiscordDouble:
         channel = self.world.channels.get(channel_id)
         if channel is None or channel.guild_id != guild_id:
             raise ValueError(f"channel {channel_id} is not in guild {guild_id}")
-        guild = self.world.guilds[guild_id]
-        member = guild.members.get(user_id)
-        if member is None:
-            raise ValueError(f"user {user_id} is not a member of {guild.name}")
-        perms = self.world.permissions_in(channel.id, user_id)
-        if not perms & Perm.VIEW_CHANNEL:
-            raise CommandUnavailable(f"user {user_id} cannot see channel {channel.name}")
         if not self.gateway.live_connections:
             raise RuntimeError("no bot is connected to the gateway to receive the interaction")
         interaction_id = snowflake()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(96)
+        context, owners = self._context(channel, user_id)
         payload: JSON = {
             "id": str(interaction_id),
             "application_id": str(self.application_id),
             "type": kind,
             "data": data,
-            "guild": {"id": str(guild.id), "locale": guild.locale, "features": []},
-            "guild_id": str(guild.id),
-            "guild_locale": guild.locale,
-            "channel": {**self.world.channel_payload(channel), "permissions": str(perms)},
-            "channel_id": str(channel.id),
-            "member": member.payload(self.world.users[user_id], permissions=perms),
             "token": token,
             "version": 1,
-            "app_permissions": str(self.world.permissions_in(channel.id, self.bot_user.id)),
             "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(guild.id)},
-            "context": 0,
+            "authorizing_integration_owners": owners,
+            "context": context,
             "attachment_size_limit": self.attachment_size_limit,
         }
+        if channel.is_private:
+            # No guild, no member: the user who acted, in a channel the bot may not be in.
+            if self.world.permissions_in(channel.id, user_id) == 0:
+                raise ValueError(f"user {user_id} is not in channel {channel_id}")
+            payload.update(
+                channel=self.world.channel_payload(channel),
+                channel_id=str(channel.id),
+                user=self.world.users[user_id].payload(),
+                app_permissions=str(int(USER_APP_PERMISSIONS)),
+            )
+        else:
+            guild = self.world.guilds[guild_id]
+            member = guild.members.get(user_id)
+            if member is None:
+                raise ValueError(f"user {user_id} is not a member of {guild.name}")
+            perms = self.world.permissions_in(channel.id, user_id)
+            if not perms & Perm.VIEW_CHANNEL:
+                raise CommandUnavailable(f"user {user_id} cannot see channel {channel.name}")
+            # A user-installed app in a guild the bot is not in acts for the user alone.
+            app_perms = (self.world.permissions_in(channel.id, self.bot_user.id)
+                         if "0" in owners else int(USER_APP_PERMISSIONS))
+            payload.update(
+                guild={"id": str(guild.id), "locale": guild.locale, "features": []},
+                guild_id=str(guild.id),
+                guild_locale=guild.locale,
+                channel={**self.world.channel_payload(channel), "permissions": str(perms)},
+                channel_id=str(channel.id),
+                member=member.payload(self.world.users[user_id], permissions=perms),
+                app_permissions=str(app_perms),
+            )
         if message is not None:
             payload["message"] = self.world.message_payload(message)
         rec = InteractionRecord(

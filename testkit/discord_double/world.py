@@ -118,10 +118,13 @@ class World:
         everyone_permissions: int = DEFAULT_EVERYONE_PERMISSIONS,
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
         id: int | None = None,
+        with_bot: bool = True,
     ) -> Guild:
         """A guild with @everyone, the bot as a member holding a managed role with
         ``bot_permissions``, and an owner (a fresh user unless ``owner_id`` is given;
-        owners bypass every permission check, so tests should not act as the owner)."""
+        owners bypass every permission check, so tests should not act as the owner).
+        ``with_bot=False``: the bot was never added (its members may still use the app
+        they installed to their own account, only through interactions)."""
         if owner_id is None:
             owner_id = self.add_user(f"{name} owner").id
         guild = Guild(id=id or snowflake(), name=name, owner_id=owner_id)
@@ -129,10 +132,12 @@ class World:
         guild.roles[guild.id] = Role(
             id=guild.id, guild_id=guild.id, name="@everyone", permissions=everyone_permissions
         )
-        bot_role = self.add_role(guild.id, self.bot_user.username, bot_permissions, managed=True)
-        bot_role.bot_id = self.bot_user.id
         self.add_member(guild.id, owner_id)
-        self.add_member(guild.id, self.bot_user.id, roles=[bot_role.id])
+        if with_bot:
+            bot_role = self.add_role(guild.id, self.bot_user.username, bot_permissions,
+                                     managed=True)
+            bot_role.bot_id = self.bot_user.id
+            self.add_member(guild.id, self.bot_user.id, roles=[bot_role.id])
         return guild
 
     def add_role(
@@ -323,10 +328,24 @@ class World:
         self.channels[channel.id] = channel
         return channel
 
+    def add_group_dm(self, owner_id: int, recipient_ids: Iterable[int], *,
+                     name: str | None = None, id: int | None = None) -> Channel:
+        """A group DM of users (the owner among them). The bot is never in it: Discord
+        refuses its bot-token requests there (50001); only interactions with a
+        user-installed app reach it."""
+        members = list(dict.fromkeys([owner_id, *recipient_ids]))
+        channel = Channel(id=id or snowflake(), guild_id=0, name=name or "",
+                          type=ChannelType.GROUP_DM, recipient_ids=members,
+                          owner_user_id=owner_id)
+        self.channels[channel.id] = channel
+        return channel
+
     def permissions_in(self, channel_id: int, user_id: int) -> int:
         channel = self.channels[channel_id]
         if channel.is_dm:  # no roles or overwrites: both ends may talk
             return DM_PERMISSIONS if user_id in (channel.recipient_id, self.bot_user.id) else 0
+        if channel.is_group_dm:  # its members talk; the bot is not one of them
+            return DM_PERMISSIONS if user_id in channel.recipient_ids else 0
         guild = self.guild_of(channel)
         perms = self.base_permissions(guild, user_id)
         if perms == ALL_PERMISSIONS:
@@ -400,6 +419,12 @@ class World:
             return {"id": str(channel.id), "type": int(ChannelType.DM), "flags": 0,
                     "last_message_id": last,
                     "recipients": [self.users[channel.recipient_id].payload()]}
+        if channel.is_group_dm:
+            last = None if channel.last_message_id is None else str(channel.last_message_id)
+            return {"id": str(channel.id), "type": int(ChannelType.GROUP_DM), "flags": 0,
+                    "last_message_id": last, "name": channel.name or None, "icon": None,
+                    "owner_id": str(channel.owner_user_id),
+                    "recipients": [self.users[u].payload() for u in channel.recipient_ids]}
         return channel.payload(thread_member_for=self.bot_user.id)
 
     def message_payload(

@@ -80,9 +80,11 @@ async def test_every_extension_loads_by_name(unconnected_bot: GreenheartBot) -> 
     for name in EXTENSIONS:
         await bot.load_extension(name)
     assert set(bot.extensions) == set(EXTENSIONS)
-    assert {"Imagine", "Describe", "Story", "Queue", "Stats", "Settings"} <= set(bot.cogs)
+    assert {"Imagine", "Describe", "Story", "Queue", "Stats", "Settings", "Top",
+            "Telephone"} <= set(bot.cogs)
     commands = {c.name for c in bot.tree.get_commands()}
-    assert {"imagine", "describe", "story", "queue", "cancel", "stats", "settings"} <= commands
+    assert {"imagine", "describe", "story", "queue", "cancel", "stats", "settings",
+            "top", "telephone"} <= commands
     # What the persistent buttons reach through interaction.client. Looked up after loading:
     # discord.py drops an extension's modules when a bot unloads it, so each load makes
     # fresh ones (and fresh keys).

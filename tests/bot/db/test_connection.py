@@ -17,9 +17,11 @@ from bot.db.connection import DatabaseOpenError, open_database
 from bot.db.migrations import MIGRATIONS, schema_version
 
 TABLES = {"jobs", "images", "kv", "stories", "story_lines", "expired_jobs", "member_settings",
-          "guild_settings"}
+          "guild_settings", "stars", "story_branches", "story_choices", "story_candidates",
+          "story_cast", "telephone_games", "telephone_rounds"}
 INDEXES = {"jobs_by_state", "jobs_by_message", "jobs_by_finish", "stories_by_guild",
-           "story_lines_by_message"}
+           "story_lines_by_message", "stars_by_guild", "stars_by_channel",
+           "telephone_games_by_state"}
 
 
 async def pragma(db: aiosqlite.Connection, name: str) -> object:
@@ -79,9 +81,9 @@ async def test_rows_by_name_and_autocommit(db: aiosqlite.Connection, tmp_path: P
 
 
 async def test_schema_at_latest_migration(db: aiosqlite.Connection) -> None:
-    assert len(MIGRATIONS) == 6
+    assert len(MIGRATIONS) == 10
     assert await schema_version(db) == len(MIGRATIONS)
-    assert await pragma(db, "user_version") == 6
+    assert await pragma(db, "user_version") == 10
     assert await names(db, "table") == TABLES
     assert await names(db, "index") == INDEXES
 

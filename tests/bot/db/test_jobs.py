@@ -158,7 +158,8 @@ async def test_accepted_row(repo: JobRepository, db: aiosqlite.Connection) -> No
     assert params["mode"] == "txt2img"
     assert json.loads(row["origin"]) == {
         "kind": "imagine", "guild_id": 1, "channel_id": 2, "nsfw": True, "upload_limit": 8_000_000,
-        "parent_message_id": 3, "status_message_id": 4, "private": False}
+        "parent_message_id": 3, "status_message_id": 4, "private": False,
+        "via_interaction": False}
 
 
 async def test_accepting_the_same_id_twice_fails(repo: JobRepository) -> None:

@@ -56,10 +56,13 @@ async def test_empty_database_is_version_0(db: aiosqlite.Connection) -> None:
 
 
 async def test_from_empty_to_latest(db: aiosqlite.Connection) -> None:
-    assert await migrate(db) == len(MIGRATIONS) == 6
-    assert await schema_version(db) == 6
+    assert await migrate(db) == len(MIGRATIONS) == 10
+    assert await schema_version(db) == 10
     assert await tables(db) == {"jobs", "images", "kv", "stories", "story_lines",
-                                "expired_jobs", "member_settings", "guild_settings"}
+                                "expired_jobs", "member_settings", "guild_settings",
+                                "stars", "telephone_games", "telephone_rounds",
+                                "story_branches", "story_choices", "story_candidates",
+                                "story_cast"}
     assert not db.in_transaction
 
 

@@ -186,6 +186,27 @@ async def test_the_source_of_a_waiting_variation_stays(world: World) -> None:
     assert await world.exists(source) and path.exists()
 
 
+async def test_pictures_of_a_telephone_game_being_played_stay(world: World) -> None:
+    from bot.telephone import GameState, Mode, TelephoneRepository
+
+    games = TelephoneRepository(world.db)
+    author = Author(42, "Zoë")
+    playing, over = [await games.create(guild_id=1, channel_id=2, started_by=author,
+                                        mode=Mode.AI, rounds=2, nsfw=False,
+                                        upload_limit=2**20, prompt="a fox")
+                     for _ in range(2)]
+    kept, gone = await world.job(JobState.DELIVERED, OLD), await world.job(JobState.DELIVERED, OLD)
+    await games.set_image_job(playing.id, 1, kept.id)
+    await games.set_image_job(over.id, 1, gone.id)
+    assert await games.end(over.id, GameState.ENDED)
+    await games.set_chain(over.id, 99)  # its chain and export are posted
+
+    assert await sweep(world.db, world.images, KEEP, NOW) == SweepCounts(
+        jobs=1, images=2, files=2, kept=1)
+    assert await world.exists(kept) and all(p.exists() for p in await world.paths(kept))
+    assert not await world.exists(gone)
+
+
 async def test_keep_days_0_keeps_everything(world: World) -> None:
     ancient = await world.job(JobState.DELIVERED, NOW - 3650 * DAY_S)
     assert await sweep(world.db, world.images, 0, NOW) == SweepCounts()

@@ -105,3 +105,18 @@ def test_a_describe_job_carries_its_members_picture(tmp_path: Path) -> None:
     assert local.params == DescribeParams(local.params.source_path, 3, 40, 9)
     with Image.open(local.params.source_path) as img:
         assert img.getpixel((3, 3)) == (200, 10, 90)
+
+
+def test_a_story_lines_candidates_and_cache_key_travel() -> None:
+    from bot.executor.jobs import Job, TextParams
+    from bot.remote.protocol import BatchTask, batch_task
+
+    params = TextParams(seed_line="Once.", lines=("Then.",), rng_seed=3, candidates=3,
+                        cache_key="story:7:2")
+    task = batch_task("b1", "q", [Job(user_id=1, params=params)])
+    assert BatchTask.from_json(json.loads(json.dumps(task.to_json()))).jobs[0].params == params
+    written = TextResult("A.", {"generate_s": 0.5, "cached_tokens": 40.0}, "neo",
+                         candidates=("A.", "B.", "C."))
+    back = BatchResult.from_json(json.loads(json.dumps(
+        BatchResult("b1", "w1", 1.0, (Outcome("j1", result=written),)).to_json())))
+    assert back.outcomes[0].result == written

@@ -313,8 +313,7 @@ async def test_a_story_and_a_variation_run_on_the_workers(
         await story.slash(world.alice.id, world.studio.id, "start", seed="The sky")
         thread = await story.story_thread()
         first = await story.line(thread, 1)
-        await story.click(world.bob.id, first, custom_id(first, "gh:story:cont:"))
-        second = await story.line(thread, 2)
+        second = await story.continue_line(world.bob.id, first, 2)
         assert "✍️" in second.content and second.attachments
     workers = {r["worker"] for r in remote.job_rows().values()}
     assert workers == {"w1"}

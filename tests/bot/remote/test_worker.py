@@ -129,3 +129,32 @@ def test_the_bots_lowered_batch_limit_travels_with_the_task(redis_server: RedisS
     assert runner.seen_limit == 1
     worker.run({**send(redis_server, "b6", [text_job(1, "b")]), "max_batch": 16})
     assert runner.seen_limit == 4, "never over the worker's own limit"
+
+
+class LiveRunner(NamedRunner):
+    """Writes its line live: two partial texts, then the result with its candidates."""
+
+    def run(self, jobs: Any, ctx: Any) -> list[Any]:
+        ctx.line(jobs[0], 2, 60, "The dragon…")
+        ctx.progress(jobs[0], 3, 60, None)
+        ctx.line(jobs[0], 5, 60, "The dragon slept…")
+        return [TextResult("The dragon slept.", {}, "tiny-story",
+                           candidates=("The dragon slept.", "It woke."))]
+
+
+def test_live_text_and_candidates_reach_the_bot(redis_server: RedisServer) -> None:
+    r = redis_server.client()
+    worker = node(redis_server, LiveRunner())
+    events = r.pubsub(ignore_subscribe_messages=True)
+    events.subscribe(keys.EVENTS)
+    events.get_message(timeout=1.0)
+    job = text_job(1, "a")
+    worker.run(send(redis_server, "b1", [job]))
+    seen = []
+    while (message := events.get_message(timeout=1.0)) is not None:
+        seen.append(json.loads(message["data"]))
+    progress = [(e["step"], e["text"]) for e in seen if e["type"] == "progress"]
+    assert progress == [(2, "The dragon…"), (3, None), (5, "The dragon slept…")]
+    result = decode_result(str(r.get(keys.result_key("b1"))))
+    got = result.outcomes[0].result
+    assert isinstance(got, TextResult) and got.candidates == ("The dragon slept.", "It woke.")

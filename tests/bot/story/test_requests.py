@@ -15,6 +15,8 @@ from bot.story import (
     resolve_style,
     text_params,
 )
+from bot.story.cast import CastMember, cast_seed
+from bot.story.models import Author
 from bot.story.requests import recent_lines, shorten
 
 
@@ -122,3 +124,31 @@ def test_shorten() -> None:
     assert shorten("short", 10) == "short"
     cut = shorten("one two three four five six", 14)
     assert len(cut) <= 14 and cut.endswith("…")
+
+
+def test_illustration_shows_the_cast_it_names_with_the_characters_seed(
+        settings: Settings) -> None:
+    added = Author(1, "alice")
+    cast = [CastMember(3, "Mira", "a tall woman with red hair", added, 0.0, 0.0),
+            CastMember(3, "Tom", "an old man with a grey beard", added, 0.0, 0.0)]
+    first = illustration_params(3, "watercolor", "Mira walked in.", 2, 0, settings,
+                                cast=cast)
+    assert first.prompt.startswith("Mira walked in., Mira: a tall woman with red hair, "
+                                   "watercolor painting")
+    assert "Tom" not in first.prompt
+    assert first.subject == "Mira walked in."  # the line alone, as before
+    later = illustration_params(3, "watercolor", "Tom saw mira's cloak.", 9, 0, settings,
+                                cast=cast)
+    assert later.prompt.startswith("Tom saw mira's cloak., Tom: an old man with a grey "
+                                   "beard, Mira: a tall woman with red hair")
+    # The first-mentioned character's seed: Mira keeps hers across lines, Tom has his own.
+    assert first.seeds == (cast_seed(3, "Mira", 0),)
+    assert later.seeds == (cast_seed(3, "Tom", 0),)
+    again = illustration_params(3, "watercolor", "Then Mira sat.", 5, 0, settings, cast=cast)
+    assert again.seeds == first.seeds
+    # A line without a character keeps its own seed; a redraw still gets a new one.
+    nobody = illustration_params(3, "watercolor", "Rain fell.", 5, 0, settings, cast=cast)
+    assert nobody.seeds == (derive_seed(3, 5, 0, "image"),) != first.seeds
+    redrawn = illustration_params(3, "watercolor", "Then Mira sat.", 5, 1, settings,
+                                  cast=cast)
+    assert redrawn.seeds == (cast_seed(3, "Mira", 1),) != again.seeds

@@ -57,7 +57,7 @@ async def test_imagine_acknowledges_shows_progress_and_posts_result(
     job = job_id_of(result)
     ids = set(result.custom_ids)
     assert {f"gh:rr:{job}", f"gh:remix:{job}", f"gh:info:{job}", f"gh:del:{job}",
-            f"gh:style:{job}",
+            f"gh:style:{job}", f"gh:star:{job}", f"gh:jny:{job}",
             f"gh:up:{job}:0", f"gh:up:{job}:1", f"gh:var:{job}:0", f"gh:var:{job}:1"} == ids
     assert "<@" in result.content and result.mention_user_ids == []  # shown, never pinged
     h.double.assert_clean()

@@ -44,11 +44,12 @@ async def test_zoom_out_of_an_upscale_keeps_its_centre_on_a_bigger_canvas(
     _, result = await imagine(h, prompt="a lighthouse", seed=3, count=2)
     upscaled = await click_for_result(h, result, f"gh:up:{job_id_of(result)}:0")
     up = job_id_of(upscaled)
-    # An upscale: 🖌️ ℹ️ 🗑️, then the zooms and the pans on rows of their own.
+    # An upscale: 🖌️ ℹ️ 🗑️, then the zooms and the pans on rows of their own, ⭐ last.
     assert rows(upscaled) == [
         [f"gh:remix:{up}", f"gh:info:{up}", f"gh:del:{up}"],
         [f"gh:zoom15:{up}:0", f"gh:zoom2:{up}:0"],
         [f"gh:panl:{up}:0", f"gh:panr:{up}:0", f"gh:panu:{up}:0", f"gh:pand:{up}:0"],
+        [f"gh:star:{up}"],
     ]
     labels = {b["custom_id"]: (b.get("emoji", {}).get("name"), b.get("label"))
               for b in upscaled.buttons()}

@@ -127,3 +127,18 @@ async def test_a_member_with_dms_closed_is_told_in_the_status_while_it_lives(
     await h.double.wait_until(lambda: "❌" in status.content, 60, "the status saying why")
     assert "could not be posted" in status.content
     assert public(h) == [] and h.double.dm_messages(int(h.world.alice.id)) == []
+
+
+async def test_delete_on_a_private_result_goes_through_the_click(
+        bot_harness: BotHarness) -> None:
+    h = bot_harness
+    rec = await h.slash("imagine", prompt="a secret to drop", count=1, private=True)
+    await rec.wait_ack(ACK_DEADLINE_S)
+    result = await private_result(h, rec)
+    delete = await click(h, result, f"gh:del:{job_id_of(result)}")
+    assert (await delete.wait_ack(ACK_DEADLINE_S)).type == 6
+    await h.double.wait_until(lambda: h.double.world.messages[result.id].deleted or None, 10,
+                              "the private result deleted")
+    # The bot token can't reach an ephemeral message: no channel DELETE was tried.
+    assert h.double.requests_matching("DELETE", r"^/channels/") == []
+    assert delete.followups() == []  # no "Could not delete" note

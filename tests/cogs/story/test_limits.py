@@ -89,8 +89,10 @@ async def test_story_work_counts_against_the_per_person_limit(story_bot: StoryBo
         assert teller_of(h).pending.waiting() == []
 
         held.hold.clear()
-        await h.line(sea, 2)
-        await h.line(sky, 2)
+        for thread, who in ((sea, bob), (sky, alice)):
+            choice = await h.choice(thread, 2)
+            await h.click(who, choice, custom_id(choice, "gh:choice:keep:"))
+            await h.line(thread, 2)
         await h.idle()
         assert "waiting" not in await command(h, alice, sea, "queue")
 
@@ -109,9 +111,10 @@ async def test_a_press_on_the_newest_line_waits_for_the_one_before(story_bot: St
         await h.slash(alice, h.world.studio.id, "start", seed="The sky")
         thread = await h.story_thread()
         first = await h.line(thread, 1)
-        await h.click(bob, first, custom_id(first, "gh:story:cont:"))
-        second = await h.line(thread, 2)
+        second = await h.continue_line(bob, first, 2)
         press = await h.click(alice, second, custom_id(second, "gh:story:cont:"))
+        choice = await h.choice(thread, 3)
+        await h.click(alice, choice, custom_id(choice, "gh:choice:keep:"))
         third = await h.line(thread, 3)
         assert "for alice" in third.content
         await h.idle()

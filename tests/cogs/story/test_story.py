@@ -42,28 +42,33 @@ async def test_a_whole_story(story_bot: StoryBot) -> None:
         # Continue ×3: each from the latest line's button, by different members.
         latest = first
         for number, who in ((2, bob), (3, alice), (4, bob)):
-            await h.click(who, latest, custom_id(latest, "gh:story:cont:"))
-            latest = await h.line(thread, number)
+            latest = await h.continue_line(who, latest, number)
             assert "✍️" in latest.content and latest.attachments
             assert custom_id(latest, "gh:story:rewrite:").endswith(f":{number}")
-        # Older lines keep only 🎨 Redraw.
+        # Older lines keep only 🎨 Redraw and ⏪ Rewind.
         second = await h.line(thread, 2)
-        assert [c.split(":")[2] for c in second.custom_ids] == ["redraw"]
+        assert [c.split(":")[2] for c in second.custom_ids] == ["redraw", "rewind"]
 
-        # A member's line arrives while the model writes: order of arrival is kept.
+        # A member's line arrives while the model writes the candidates: order of arrival
+        # is kept, so the candidate kept afterwards comes after it.
         await h.click(alice, latest, custom_id(latest, "gh:story:cont:"))
         add = await h.slash(bob, thread, "add", text="Then a green bird sang.")
         fifth = await h.line(thread, 5)
-        sixth = await h.line(thread, 6)
-        assert "✍️" in fifth.content
-        assert sixth.content.startswith("**6.** Then a green bird sang.\n-# 🖋️ bob")
-        assert "line 6" in await h.answer(add, "line 6")
-        assert not [c for c in sixth.custom_ids if "rewrite" in c]  # a member's line
+        assert fifth.content.startswith("**5.** Then a green bird sang.\n-# 🖋️ bob")
+        assert "line 5" in await h.answer(add, "line 5")
+        choice = await h.choice(thread, 5)
+        await h.click(alice, choice, custom_id(choice, "gh:choice:keep:"))
+        sixth = await h.double.wait_for_message(
+            lambda m: m.id == choice.id and m.content.startswith("**6.** ")
+            and bool(m.attachments), 30)
+        assert "✍️" in sixth.content
+        await h.idle()
+        assert not [c for c in fifth.custom_ids if "rewrite" in c]  # a member's line
 
-        # ↻ Rewrite is offered on the model's latest line only: line 5 lost it to line 6.
-        assert [c.split(":")[2] for c in fifth.custom_ids] == ["redraw"]
-        await h.click(alice, sixth, custom_id(sixth, "gh:story:cont:"))
-        seventh = await h.line(thread, 7)
+        # ↻ Rewrite is offered on the model's latest line only: line 4 lost it.
+        fourth = await h.line(thread, 4)
+        assert [c.split(":")[2] for c in fourth.custom_ids] == ["redraw", "rewind"]
+        seventh = await h.continue_line(alice, sixth, 7)
         before, edits = seventh.content, seventh.edits
         old_picture = seventh.attachments[0].data
         await h.click(bob, seventh, custom_id(seventh, "gh:story:rewrite:"))
@@ -223,8 +228,10 @@ async def test_a_restart_in_the_middle_of_a_story(story_bot: StoryBot) -> None:
         # The restored job finishes and its line is posted; the lost post is redone first,
         # and its nonce makes Discord answer with the message it already made: line 1 is in
         # the thread once, and its message id is stored again.
+        choice = await h.choice(thread, 2)
+        await h.click(bob, choice, custom_id(choice, "gh:choice:keep:"))
         second = await h.line(thread, 2)
-        assert "for bob" in second.content
+        assert "for bob" in second.content and second.id == choice.id
         await h.idle()
         ones = [m for m in h.thread_messages(thread) if m.content.startswith("**1.** ")]
         assert [m.id for m in ones] == [first.id]
@@ -236,14 +243,14 @@ async def test_a_restart_in_the_middle_of_a_story(story_bot: StoryBot) -> None:
                   h.double.requests_matching("POST", rf"^/channels/{thread}/messages$")
                   if r.json is not None]
         assert nonces.count(f"gh:l{story.id}.1.0") == 2  # the first post, and the repost
-        assert nonces.index(f"gh:l{story.id}.2.0") > nonces.index(f"gh:l{story.id}.1.0", 1)
+        # The restored job's choice came after line 1's repost, in its writing message.
+        writes = [i for i, n in enumerate(nonces) if str(n).startswith("gh:w")]
+        assert writes and writes[-1] > nonces.index(f"gh:l{story.id}.1.0", 1)
         # Buttons work after the restart: Continue on the restored line.
-        second = await h.line(thread, 2)
-        await h.click(alice, second, custom_id(second, "gh:story:cont:"))
-        third = await h.line(thread, 3)
+        third = await h.continue_line(alice, second, 3)
         assert "for alice" in third.content
         await h.idle()
-        assert [c.split(":")[2] for c in second.custom_ids] == ["redraw"]
+        assert [c.split(":")[2] for c in second.custom_ids] == ["redraw", "rewind"]
     h.double.assert_clean()
 
 
