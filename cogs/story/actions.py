@@ -26,7 +26,7 @@ import discord
 
 from bot.db.jobs import JobRecord
 from bot.executor.handle import JobHandle
-from bot.executor.jobs import StoryOrigin
+from bot.executor.jobs import ImageParams, Job, StoryOrigin, TextParams
 from bot.services import Services
 from bot.story import (
     Author,
@@ -51,7 +51,7 @@ from bot.story.choosing import CHOICE_OPS, OFFER, Offered, StoryChooser, candida
 from bot.story.export import export_for_upload, other_endings
 from cogs.common import is_nsfw, upload_limit
 from cogs.delivery import DeliveryFailed, describe
-from cogs.imagine.via_interaction import answers_through_interaction, token_of
+from cogs.imagine.via_interaction import answers_through_interaction, token_of, too_late
 from cogs.story.branch_view import (
     branches_content,
     branches_view,
@@ -171,12 +171,31 @@ class StoryActions:
                 await self._say(interaction, f"⚠️ “{told.title}” is still being told here; "
                                 "`/story end` it before starting another.")
                 return
+            refusal = self._too_late(interaction, author.id)
+            if refusal is not None:
+                await self._say(interaction, refusal)
+                return
             story, _ = await self.teller.start(
                 seed=seed, title=title, style=style, author=author,
                 guild_id=interaction.guild_id, channel_id=place, thread_id=None)
             async with self._answering(interaction, story):
                 await self._run(interaction, story,
                                 lambda: self.teller.illustrate(story, 1, author, op="seed"))
+
+    def _too_late(self, interaction: discord.Interaction, user_id: int) -> str | None:
+        """Why a line (its text, then its picture) asked for in a conversation could not
+        be answered while the interaction's token lives, judged before anything is queued;
+        None when it fits, or when the queue has no measured speed yet."""
+        image = self.settings.image
+        steps = self.settings.story.steps or image.steps
+        # Stand-ins for the work a line makes, priced like real jobs (never submitted).
+        text = Job(user_id=user_id, params=TextParams(seed_line="", lines=(), rng_seed=0))
+        picture = Job(user_id=user_id, params=ImageParams(
+            prompt="", negative="", subject="", style=None, seeds=(0,), steps=steps,
+            guidance=image.guidance, width=64, height=64))
+        estimate = self.services.executor.finish_estimate_s(text, picture)
+        token = token_of(interaction, self.settings.discord.interaction_token_s)
+        return too_late(estimate, token, self.settings.discord.token_margin_s)
 
     @contextlib.asynccontextmanager
     async def _answering(self, interaction: discord.Interaction,
@@ -239,6 +258,10 @@ class StoryActions:
                 return
             if not await self.pending.wait_turn(pending, turn):
                 await self._say(interaction, _cancelled_text(pending))
+                return
+            refusal = self._too_late(interaction, author.id) if story.in_conversation else None
+            if refusal is not None:
+                await self._say(interaction, refusal)
                 return
             async with self._answering(interaction, story):
                 line = await self._run(interaction, story,
@@ -383,6 +406,11 @@ class StoryActions:
                 return
             if not await self.pending.wait_turn(pending, turn):
                 await self._say(interaction, _cancelled_text(pending))
+                return
+            refusal = (self._too_late(interaction, interaction.user.id)
+                       if story.in_conversation else None)
+            if refusal is not None:
+                await self._say(interaction, refusal)
                 return
             async with self._answering(interaction, story):
                 await self._run(interaction, story, lambda: work(story), pending, post=post)

@@ -177,3 +177,25 @@ async def test_a_restart_within_the_tokens_life_still_answers_the_click(
         story = await bot.services.stories.in_conversation(gdm.id)
         assert story is not None
     assert bot_token_requests_to(h, gdm.id) == []
+
+
+async def test_a_line_that_could_not_be_ready_in_time_is_refused_up_front(
+        story_bot: StoryBot) -> None:
+    h = story_bot
+    # A 2 s token with a 1.95 s margin: any measured line is too long for it.
+    h.discord = {"interaction_token_s": 2, "token_margin_s": 1.95}
+    alice = int(h.world.alice.id)
+    async with h.running() as bot:
+        # A story in a server (the bot token reaches its thread) measures the speed.
+        await h.slash(h.world.alice.id, h.world.studio.id, "start", seed="The sky")
+        await h.line(await h.story_thread(), 1)
+        await h.idle()
+        gdm = h.double.add_group_dm(alice, [int(h.world.bob.id)])
+        rec = await h.double.invoke_slash(0, gdm.id, alice, "story",
+                                          {"seed": "The sea"}, subcommand="start")
+        await rec.wait_ack(WAIT_S)
+        said = await rec.wait_original(lambda m: "too long" in m.content, timeout=WAIT_S)
+        assert "Nothing was queued" in said.content and "ready in about" in said.content
+        assert await bot.services.stories.in_conversation(gdm.id) is None, "no story begun"
+        assert bot.services.executor.snapshot() == []
+    assert bot_token_requests_to(h, gdm.id) == []
