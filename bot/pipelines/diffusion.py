@@ -324,7 +324,8 @@ class ImageEngine:
         with torch.inference_mode(), (recorder.installed(runner.scheduler) if recorder
                                       else contextlib.nullcontext()):
             kwargs.update(
-                self._encoder.encode([s.prompt for s in specs], [s.negative for s in specs])
+                self._encoder.encode([s.prompt for s in specs], [s.negative for s in specs],
+                                     guided=first.guidance > 1)
             )
             out = runner(**kwargs)
         # 3. Results; the NSFW list is None when the checker is off or absent.
@@ -733,18 +734,23 @@ class _PromptEncoder:
             self.kind = "sd"
             self.compels = [Compel(pipe.tokenizer, te, truncate_long_prompts=False)]
 
-    def encode(self, prompts: list[str], negatives: list[str]) -> dict[str, Any]:
-        """Pipeline keyword arguments for these prompts (embeddings, or plain strings)."""
+    def encode(self, prompts: list[str], negatives: list[str], *,
+               guided: bool = True) -> dict[str, Any]:
+        """Pipeline keyword arguments for these prompts (embeddings, or plain strings).
+        Unguided (guidance ≤ 1: turbo drafts, diffusers then skips classifier-free
+        guidance) the negative prompts are not encoded: nothing would read them, and a
+        second text-encoder pass is a noticeable share of a 1-step draft."""
         if self.kind == "plain":
             return {"prompt": prompts, "negative_prompt": negatives}
+        negatives = negatives if guided else []
         texts = prompts + negatives
         n = len(prompts)
         if self.kind == "sd":
             embeds = self._embed_all(self.compels[0], texts)
-            return {
-                "prompt_embeds": torch.cat(embeds[:n]),
-                "negative_prompt_embeds": torch.cat(embeds[n:]),
-            }
+            out = {"prompt_embeds": torch.cat(embeds[:n])}
+            if negatives:
+                out["negative_prompt_embeds"] = torch.cat(embeds[n:])
+            return out
         return self._encode_sdxl(texts, n, negatives)
 
     def _encode_sdxl(self, texts: list[str], n: int, negatives: list[str]) -> dict[str, Any]:
@@ -761,12 +767,12 @@ class _PromptEncoder:
             for i, negative in enumerate(negatives, start=n):
                 if not negative:
                     embeds[i], pooled[i] = torch.zeros_like(embeds[i]), torch.zeros_like(pooled[i])
-        return {
-            "prompt_embeds": torch.cat(embeds[:n]),
-            "negative_prompt_embeds": torch.cat(embeds[n:]),
-            "pooled_prompt_embeds": torch.cat(pooled[:n]),
-            "negative_pooled_prompt_embeds": torch.cat(pooled[n:]),
-        }
+        out = {"prompt_embeds": torch.cat(embeds[:n]),
+               "pooled_prompt_embeds": torch.cat(pooled[:n])}
+        if negatives:
+            out["negative_prompt_embeds"] = torch.cat(embeds[n:])
+            out["negative_pooled_prompt_embeds"] = torch.cat(pooled[n:])
+        return out
 
     @staticmethod
     def _embed_all(compel: Any, texts: list[str]) -> list[torch.Tensor]:

@@ -520,3 +520,22 @@ def test_sdxl_long_prompt(sdxl_engine: ImageEngine) -> None:
     assert embeds["prompt_embeds"].shape[1] >= 2 * 77
     assert embeds["pooled_prompt_embeds"].shape == (1, 32)
     assert sdxl_engine.generate([spec(LONG_PROMPT, steps=2)]).images[0].size == (64, 64)
+
+
+def test_unguided_runs_skip_the_negative_prompt_and_draw_the_same(engine: ImageEngine) -> None:
+    """Guidance ≤ 1 (turbo drafts): diffusers does no classifier-free guidance, so the
+    negative prompt is not encoded at all, and the picture is what it was with it."""
+    assert engine._encoder is not None
+    unguided = engine._encoder.encode(["a fox"], ["blurry"], guided=False)
+    assert set(unguided) == {"prompt_embeds"}
+    guided = engine._encoder.encode(["a fox"], ["blurry"])
+    assert set(guided) == {"prompt_embeds", "negative_prompt_embeds"}
+    assert torch.equal(unguided["prompt_embeds"], guided["prompt_embeds"])
+    out = engine.generate([spec(guidance=0.0, negative="blurry")]).images[0]
+    pipe = engine.pipe
+    with torch.inference_mode():
+        plain = pipe(prompt_embeds=guided["prompt_embeds"],
+                     negative_prompt_embeds=guided["negative_prompt_embeds"],
+                     num_inference_steps=4, guidance_scale=0.0, width=64, height=64,
+                     generator=torch.Generator("cpu").manual_seed(1)).images[0]
+    assert mean_abs_diff(out, plain) < 1.0
