@@ -31,6 +31,7 @@ from typing import Any
 
 from bench.common import (
     DEFAULT_MODELS_DIR,
+    SD15_UNET,
     SD15_VAE,
     Table,
     apply_quick,
@@ -55,19 +56,10 @@ _MARKER = ".greenheart-sd-turbo-architecture-v1"
 
 # stabilityai/sd-turbo's unet/ and text_encoder/ configs (SD 2.1 at 512², OpenCLIP ViT-H).
 TURBO_UNET: dict[str, Any] = {
-    "sample_size": 64,
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
-                         "CrossAttnDownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
-                       "CrossAttnUpBlock2D"),
+    **SD15_UNET,  # the same blocks and channels as SD 1.5, with SD 2.1's attention
     "cross_attention_dim": 1024,
     "attention_head_dim": (5, 10, 20, 20),
     "use_linear_projection": True,
-    "norm_num_groups": 32,
 }
 TURBO_TEXT: dict[str, Any] = {
     "vocab_size": 49408,
