@@ -136,7 +136,9 @@ class Telephone:
                                  " — someone was quicker. Wait for its picture and describe "
                                  "that one.")
         before = await self.games.round(game_id, number - 1)
-        if before is None or before.message_id is None or number > game.rounds:
+        # The previous picture must exist; not its post's id: the button is on that post,
+        # which members see a moment before its id is stored (and a restart re-stores it).
+        if before is None or before.image_path is None or number > game.rounds:
             raise TelephoneError(f"Round {number} can't be written yet.")
         if before.author.id == user_id and not before.by_model:
             raise TelephoneError(f"You wrote round {number - 1}, so someone else describes its"
